@@ -1,0 +1,33 @@
+"""The project's exceptions.
+
+One base class, so the CLI can turn every expected failure into a one-line message and an exit code
+instead of a traceback, and callers can catch ``GenreError`` without knowing which layer raised it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["GenreError", "DataError", "AudioError", "ConfigError"]
+
+
+class GenreError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class DataError(GenreError, ValueError):
+    """A feature table is malformed: names the file, and the row or column where possible."""
+
+
+class AudioError(GenreError, ValueError):
+    """An audio file or signal cannot be turned into features (unreadable, empty, silent, too short).
+
+    ``kind`` is a short machine-readable reason (``"unreadable"``, ``"empty"``, ``"silent"``,
+    ``"too_short"``) used by batch extraction's failures report.
+    """
+
+    def __init__(self, message: str, *, kind: str = "unreadable") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ConfigError(GenreError, ValueError):
+    """An experiment configuration or a parameter value is invalid: names the file or parameter and key."""
