@@ -1,0 +1,44 @@
+"""Shared fixtures: where the real GTZAN files are, and an isolated MLflow store and cache per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+#: ../shared beside the repository (CI clones the repo with shared/ beside it); GENRE_SHARED_DIR overrides.
+SHARED_DIR = Path(os.environ.get("GENRE_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+GTZAN_DIR = SHARED_DIR / "data" / "gtzan"
+GTZAN_30 = GTZAN_DIR / "features_30_sec.csv"
+GTZAN_3_SUBSET = GTZAN_DIR / "features_3_sec_subset_classical_jazz_rock.csv"
+GTZAN_AUDIO = GTZAN_DIR / "audio"
+
+
+def require(path: Path) -> Path:
+    """Skip the calling test, saying which file is missing, when the real GTZAN data is not beside the repo."""
+    if not path.exists():
+        pytest.skip(f"real GTZAN data not found at {path} (set GENRE_SHARED_DIR)")
+    return path
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite tracking store for one test, selected the way users select theirs."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One feature/embedded-data cache for the whole session, so generated audio is extracted once."""
+    return tmp_path_factory.mktemp("genre-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(cache_dir, monkeypatch) -> None:
+    monkeypatch.setenv("GENRE_CACHE_DIR", str(cache_dir))
