@@ -1,0 +1,51 @@
+"""MLflow conventions shared by every job: where runs go, and how a dataset is recorded.
+
+The Model Registry needs a database store, and MLflow 3.17 refuses a plain ``./mlruns`` file store
+unless opted in, so the default is ``sqlite:///mlflow.db`` in the working directory (artifacts in
+``./mlruns``). ``MLFLOW_TRACKING_URI`` overrides it, as MLflow users expect, and ``mlflow run`` sets it
+for the entry points it launches.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow.data.pandas_dataset import from_pandas
+
+from genre.data import Dataset
+
+__all__ = ["DEFAULT_TRACKING_URI", "configure_tracking", "log_dataset"]
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def configure_tracking(experiment: str | None = None) -> str:
+    """Point MLflow at ``$MLFLOW_TRACKING_URI`` or the local SQLite default; select ``experiment``.
+
+    Returns the tracking URI in use. When running under ``mlflow run`` the runner has already chosen
+    the experiment (``MLFLOW_EXPERIMENT_ID``), and ``MLFLOW_EXPERIMENT_NAME`` wins over ``experiment``.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    chosen_by_env = any(os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"))
+    if experiment and not chosen_by_env:
+        mlflow.set_experiment(experiment)
+    return uri
+
+
+def log_dataset(dataset: Dataset, *, context: str = "training") -> None:
+    """Record ``dataset`` as an input of the active run (source and digest, via ``mlflow.data``).
+
+    Also logs its counts (rows, tracks, classes, windowed) as run parameters so runs on different data
+    can be told apart in the runs table.
+    """
+    logged = from_pandas(
+        dataset.frame,
+        source=str(Path(dataset.source).resolve()),
+        targets="label",
+        name=dataset.name,
+    )
+    mlflow.log_input(logged, context=context)
+    mlflow.log_params(dataset.summary())
