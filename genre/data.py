@@ -85,6 +85,11 @@ class Dataset:
         """The sorted distinct labels."""
         return sorted(self.frame[LABEL_COLUMN].unique())
 
+    def subset(self, rows: np.ndarray) -> Dataset:
+        """The rows at positions ``rows`` as a dataset of their own (e.g. a protocol's training part)."""
+        frame = self.frame.iloc[rows].reset_index(drop=True)
+        return Dataset(frame=frame, source=self.source, windowed=self.windowed, name=self.name)
+
     def summary(self) -> dict[str, int | bool | str]:
         """Counts worth logging as run parameters."""
         return {
