@@ -1,0 +1,76 @@
+"""The MLflow-tracked jobs, called directly against a temporary tracking store."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from genre.data import load_csv
+from genre.jobs import extract_job, main_job
+from genre.schema import FEATURE_COLUMNS, SAMPLE_RATE
+from tests.conftest import GTZAN_30, require
+
+
+def _only_run(experiment: str = "genre") -> mlflow.entities.Run:
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    assert len(runs) == 1
+    return runs[0]
+
+
+@pytest.fixture
+def small_library(tmp_path):
+    rng = np.random.default_rng(0)
+    for label, freq in (("low", 220.0), ("high", 1760.0)):
+        (tmp_path / "lib" / label).mkdir(parents=True)
+        for k in range(2):
+            t = np.arange(int(3.5 * SAMPLE_RATE)) / SAMPLE_RATE
+            y = 0.3 * np.sin(2 * np.pi * freq * (1 + 0.01 * k) * t) + 0.02 * rng.standard_normal(t.size)
+            sf.write(tmp_path / "lib" / label / f"{label}{k}.wav", y, SAMPLE_RATE)
+    (tmp_path / "lib" / "low" / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    return tmp_path / "lib"
+
+
+def test_extract_job_writes_csv_failures_and_logs_a_run(tracking, small_library, tmp_path):
+    out = tmp_path / "out" / "features.csv"
+    result = extract_job([small_library], out, track=True, cache=False)
+    table = pd.read_csv(out)
+    assert len(table) == result.files_done == 4
+    failures = pd.read_csv(out.with_name("features.failures.csv"))
+    assert failures["path"].str.endswith("broken.wav").tolist() == [True]
+
+    run = _only_run()
+    assert run.data.metrics["files_done"] == 4
+    assert run.data.metrics["files_failed"] == 1
+    assert run.data.metrics["seconds_per_track"] > 0
+    assert run.data.params["windows"] == "False"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert artifacts == {"features.csv", "features.failures.csv"}
+    (logged,) = run.inputs.dataset_inputs
+    assert logged.dataset.source_type == "local" and "features.csv" in logged.dataset.source
+    # What was written is a valid dataset in the GTZAN schema.
+    assert load_csv(out).labels == ["high", "low"]
+
+
+def test_main_job_on_a_csv_logs_the_dataset(tracking):
+    dataset = main_job(str(require(GTZAN_30)))
+    assert len(dataset.frame) == 1000
+    run = _only_run()
+    assert run.data.params["data"] == "features_30_sec"
+    assert run.data.params["data_rows"] == "1000"
+    assert run.inputs.dataset_inputs[0].dataset.digest
+
+
+def test_main_job_on_the_embedded_default(tracking):
+    dataset = main_job()
+    assert dataset.windowed
+    assert len(dataset.labels) == 10
+    assert dataset.frame["track"].nunique() * 3 == len(dataset.frame)  # three windows per clip
+    assert np.isfinite(dataset.X.to_numpy()).all()
+    run = _only_run()
+    assert run.data.params["data"] == "embedded-seed0"
+    assert run.data.tags["genre.job"] == "main"
+    logged = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/features.csv"))
+    np.testing.assert_allclose(logged[list(FEATURE_COLUMNS)], dataset.X)
