@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+import yaml
+
 from genre.errors import GenreError
 
 __all__ = ["main", "COMMANDS"]
@@ -115,31 +117,103 @@ def _extract(args: argparse.Namespace) -> int:
     return 3 if failed and args.strict else 0
 
 
-# --- main -----------------------------------------------------------------------------------------
+# --- train / main ---------------------------------------------------------------------------------
 
 
-def _main_parser(parser: argparse.ArgumentParser) -> None:
+def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="embedded", help="'embedded', a GTZAN-schema CSV or an audio folder")
-    parser.add_argument("--seed", type=_int, default=0)
+    parser.add_argument("--seed", type=_int, default=0, help="seed of splits, network and embedded data")
+    parser.add_argument("--folds", type=_int, default=10, help="cross-validation folds")
     _add_windows(parser, default=True)
     _add_jobs(parser)
 
 
+def _value(text: str) -> object:
+    """A parameter value read as YAML, so ``10`` is a number and ``distance`` text.
+
+    A whole float becomes an int: MLproject's float parameters may arrive as ``"300.0"``, and integer
+    parameters (``epochs``) reject floats, while real-valued ones accept ints.
+    """
+    value = yaml.safe_load(text)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _param(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` for ``--set``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), _value(value)
+
+
+def _train_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="knn, svm, nn or stacking")
+    parser.add_argument("--protocol", default="grouped", help="grouped (honest) or seed (random row split)")
+    parser.add_argument(
+        "--set",
+        dest="params",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a model hyperparameter, e.g. --set n_neighbors=7 (any --NAME VALUE left over counts too)",
+    )
+    _add_data(parser)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from genre.jobs import train_job
+
+    result = train_job(
+        args.model,
+        args.data,
+        params=dict(args.params),
+        protocol=args.protocol,
+        n_splits=args.folds,
+        seed=args.seed,
+        windows=args.windows,
+        n_jobs=args.jobs,
+    )
+    summary = result.evaluation.summary()
+    print(f"run {result.run_id}: {args.model} ({args.protocol})")
+    for name, value in summary.items():
+        print(f"  {name:28s} {value:.4f}")
+    return 0
+
+
+def _main_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", default="knn,svm,nn,stacking", help="comma-separated models")
+    parser.add_argument("--protocols", default="grouped,seed", help="comma-separated protocols")
+    _add_data(parser)
+
+
 def _main(args: argparse.Namespace) -> int:
     from genre.jobs import main_job
+    from genre.reports import markdown_table
 
-    dataset = main_job(args.data, seed=args.seed, windows=args.windows, n_jobs=args.jobs)
-    counts = dataset.frame.groupby("label").agg(rows=("filename", "size"), tracks=("track", "nunique"))
-    print(f"data: {dataset.name} ({dataset.source}), {'windowed' if dataset.windowed else 'whole clips'}")
-    print(counts.to_string())
+    table = main_job(
+        args.data,
+        models=_names(args.models),
+        protocols=_names(args.protocols),
+        n_splits=args.folds,
+        seed=args.seed,
+        windows=args.windows,
+        n_jobs=args.jobs,
+    )
+    print(markdown_table(table.drop(columns="run_id")))
     return 0
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 #: name -> (help, add arguments, run). One place to see every command.
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "generate": ("write the embedded synthetic audio dataset", _generate_parser, _generate),
     "extract": ("extract the 57 GTZAN features from audio files into a CSV", _extract_parser, _extract),
-    "main": ("the main job: load data (embedded by default) and record it in MLflow", _main_parser, _main),
+    "train": ("cross-validate, fit and log one model as an MLflow run", _train_parser, _train),
+    "main": ("every model under both protocols in one parent run, with a comparison table", _main_parser, _main),
 }
 
 
@@ -154,9 +228,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _leftover_params(parser: argparse.ArgumentParser, extra: list[str]) -> list[tuple[str, object]]:
+    if len(extra) % 2 or not all(flag.startswith("--") for flag in extra[::2]):
+        parser.error(f"unrecognized arguments: {' '.join(extra)} (model parameters go as --NAME VALUE pairs)")
+    return [(flag[2:], _value(value)) for flag, value in zip(extra[::2], extra[1::2], strict=True)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``genre`` with ``argv``; return the exit status (0 ok, 1 nothing done, 2 bad input/usage)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command != "train":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        # MLflow passes a -P parameter that MLproject does not declare as "--name value".
+        args.params += _leftover_params(parser, extra)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         return args.run(args)

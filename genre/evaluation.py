@@ -1,0 +1,137 @@
+"""Scoring a model under a protocol: per-fold cross-validation, held-out test, track-level accuracy.
+
+The two protocols (see ``genre.splits``) are evaluated by the same code so their numbers are
+comparable, metric for metric:
+
+* ``seed``: the rows are split 80/20 at random (stratified); cross-validation runs row-wise on the
+  80 %, and the 20 % is the held-out test. On windowed data this leaks, and is labelled so.
+* ``grouped``: track-grouped stratified k-fold over all rows; no held-out set.
+
+On windowed data the window probabilities of each track in a test fold are averaged into one track
+prediction, and ``track_accuracy`` is reported beside the window-level scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin, clone
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+from genre.data import Dataset
+from genre.errors import ConfigError
+from genre.splits import PROTOCOLS, grouped_folds, row_folds, seed_split
+
+__all__ = ["SCORES", "Evaluation", "score", "evaluate"]
+
+#: Score names, in the order they are logged and printed.
+SCORES: tuple[str, ...] = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-averaged precision, recall and F1 (every class counts the same)."""
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, average="macro", zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision_macro": float(precision),
+        "recall_macro": float(recall),
+        "f1_macro": float(f1),
+    }
+
+
+def track_accuracy(
+    proba: np.ndarray, classes: np.ndarray, tracks: np.ndarray, labels: np.ndarray
+) -> float:
+    """Accuracy per track, each track's prediction being the argmax of its windows' mean probabilities."""
+    mean = pd.DataFrame(proba).groupby(tracks, sort=False).mean()
+    truth = pd.Series(labels).groupby(tracks, sort=False).first()
+    predicted = classes[mean.to_numpy().argmax(axis=1)]
+    return float(np.mean(predicted == truth.loc[mean.index].to_numpy()))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of ``evaluate``.
+
+    Attributes
+    ----------
+    protocol : str
+    folds : pandas.DataFrame
+        One row per fold (``fold`` 0..k-1) with the ``SCORES`` (and ``track_accuracy`` on windowed data).
+    test : dict or None
+        Held-out scores (``seed`` protocol only).
+    y_true, y_pred : numpy.ndarray
+        What the confusion matrix shows: the held-out test (``seed``) or the out-of-fold predictions
+        of every row (``grouped``).
+    train_rows : numpy.ndarray
+        Rows the final model is trained on: the 80 % (``seed``) or everything (``grouped``).
+    """
+
+    protocol: str
+    folds: pd.DataFrame
+    test: dict[str, float] | None
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    train_rows: np.ndarray
+
+    def summary(self) -> dict[str, float]:
+        """``cv_<score>_mean`` / ``_std`` over folds and ``test_<score>``: the run's headline metrics."""
+        out: dict[str, float] = {}
+        for column in self.folds.columns.drop("fold"):
+            out[f"cv_{column}_mean"] = float(self.folds[column].mean())
+            out[f"cv_{column}_std"] = float(self.folds[column].std(ddof=0))
+        for name, value in (self.test or {}).items():
+            out[f"test_{name}"] = value
+        return out
+
+
+def evaluate(
+    model: ClassifierMixin, dataset: Dataset, protocol: str, *, n_splits: int = 10, seed: int = 0
+) -> Evaluation:
+    """Cross-validate (and, for ``seed``, test) an unfitted ``model`` on ``dataset`` under ``protocol``.
+
+    Every fold fits a fresh clone, so scaling and everything else inside the model's pipeline is
+    learned on training rows only.
+    """
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if protocol == "grouped":
+        folds = grouped_folds(dataset, n_splits=n_splits, seed=seed)
+        fold_scores, oof = _cross_validate(model, dataset, folds)
+        return Evaluation(protocol, fold_scores, None, dataset.y, oof, np.arange(len(dataset.frame)))
+
+    train_rows, test_rows = seed_split(dataset, seed=seed)
+    train = dataset.subset(train_rows)
+    fold_scores, _ = _cross_validate(model, train, row_folds(train, n_splits=n_splits, seed=seed))
+    test = dataset.subset(test_rows)
+    fitted = clone(model).fit(train.X, train.y)
+    predicted, test_scores = _score_fold(fitted, test)
+    return Evaluation(protocol, fold_scores, test_scores, test.y, predicted, train_rows)
+
+
+def _cross_validate(
+    model: ClassifierMixin, dataset: Dataset, folds: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    rows = []
+    out_of_fold = np.empty(len(dataset.frame), dtype=object)
+    for fold, (train, test) in enumerate(folds):
+        fitted = clone(model).fit(dataset.X.iloc[train], dataset.y[train])
+        predicted, scores = _score_fold(fitted, dataset.subset(test))
+        out_of_fold[test] = predicted
+        rows.append({"fold": fold, **scores})
+    return pd.DataFrame(rows), out_of_fold
+
+
+def _score_fold(fitted: ClassifierMixin, test: Dataset) -> tuple[np.ndarray, dict[str, float]]:
+    proba = fitted.predict_proba(test.X)
+    predicted = fitted.classes_[proba.argmax(axis=1)]
+    scores = score(test.y, predicted)
+    if test.windowed:
+        scores["track_accuracy"] = track_accuracy(
+            proba, fitted.classes_, test.frame["track"].to_numpy(), test.y
+        )
+    return predicted, scores

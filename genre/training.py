@@ -1,0 +1,158 @@
+"""MLflow-tracked training: one run per model that leaves a complete, comparable record.
+
+``train_run`` is what the ``knn``, ``svm``, ``nn`` and ``stacking`` entry points call. Every run logs
+the same things under the same names, so the MLflow UI compares them side by side:
+
+* params: every effective hyperparameter (``model.*``), the data, protocol, seed and folds;
+* tags: ``genre.model``, ``genre.protocol`` and what the protocol measures;
+* metrics: ``cv_<score>`` per fold (step = fold), ``cv_<score>_mean`` / ``_std``, ``test_<score>`` when
+  the protocol has a held-out set, and for the MLP ``epoch_<loss|accuracy|...>`` (step = epoch);
+* artifacts: ``confusion_matrix.png``, ``classification_report.{json,txt}``, ``cv_folds.csv``, the MLP's
+  ``training_curves.png``, and the fitted model (trained on all training rows) under ``model``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.models import infer_signature
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from genre import models, reports
+from genre.data import Dataset
+from genre.evaluation import Evaluation, evaluate
+from genre.splits import PROTOCOLS
+from genre.tracking import log_dataset
+
+__all__ = ["TrainResult", "train_run", "model_params"]
+
+#: Requirements written with every logged model: explicit, because letting MLflow infer them imports
+#: TensorFlow and takes ~17 s (stack-facts.md).
+PIP_REQUIREMENTS = [
+    "scikit-learn==1.9.1",
+    "tensorflow-cpu==2.21.0",
+    "pandas==3.1.1",
+    "numpy>=2.4,<2.5",
+    "joblib==1.6.0",
+]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished training run: its id, the evaluation, and the model fitted on all training rows."""
+
+    run_id: str
+    model_name: str
+    evaluation: Evaluation
+    model: Pipeline
+
+
+def model_params(model: Pipeline) -> dict[str, Any]:
+    """The estimator's effective hyperparameters as loggable scalars, prefixed ``model.``.
+
+    Nested estimators are expanded by scikit-learn's ``get_params(deep=True)``; estimator objects
+    themselves (not loggable) are skipped, their parameters are listed individually.
+    """
+    params = model.get_params(deep=True)
+    return {
+        f"model.{key}": value
+        for key, value in sorted(params.items())
+        if value is None or isinstance(value, (str, int, float, bool))
+    }
+
+
+def train_run(
+    model_name: str,
+    dataset: Dataset,
+    *,
+    params: Mapping[str, Any] | None = None,
+    protocol: str = "grouped",
+    n_splits: int = 10,
+    seed: int = 0,
+    log_model: bool = True,
+) -> TrainResult:
+    """Evaluate ``model_name`` on ``dataset`` under ``protocol``, fit it on all training rows, log it.
+
+    Opens a run (nested under the active one, if any). The model and its parameters are validated
+    before any training, so a bad option fails in a second with a ``ConfigError``.
+    """
+    model = models.make_model(model_name, dict(params or {}), random_state=seed)
+    with mlflow.start_run(run_name=f"{model_name}-{protocol}", nested=mlflow.active_run() is not None) as run:
+        mlflow.set_tags(
+            {
+                "genre.model": model_name,
+                "genre.protocol": protocol,
+                "genre.protocol_description": PROTOCOLS[protocol],
+                "genre.leaky": str(protocol == "seed" and dataset.windowed).lower(),
+            }
+        )
+        mlflow.log_params({"model": model_name, "protocol": protocol, "seed": seed, "n_splits": n_splits})
+        mlflow.log_params(model_params(model))
+        log_dataset(dataset)
+
+        evaluation = evaluate(model, dataset, protocol, n_splits=n_splits, seed=seed)
+        _log_evaluation(evaluation, dataset, title=f"{model_name} ({protocol})")
+
+        train = dataset.subset(evaluation.train_rows)
+        fitted = clone(model).fit(train.X, train.y)
+        _log_history(fitted, model_name)
+        if log_model:
+            _log_fitted(fitted, train)
+    return TrainResult(run.info.run_id, model_name, evaluation, fitted)
+
+
+def _log_evaluation(evaluation: Evaluation, dataset: Dataset, *, title: str) -> None:
+    for row in evaluation.folds.itertuples(index=False):
+        fold = int(row.fold)
+        for name in evaluation.folds.columns.drop("fold"):
+            mlflow.log_metric(f"cv_{name}", float(getattr(row, name)), step=fold)
+    mlflow.log_metrics(evaluation.summary())
+    what = "held-out test" if evaluation.test is not None else "out-of-fold predictions"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        reports.confusion_matrix_png(
+            evaluation.y_true,
+            evaluation.y_pred,
+            dataset.labels,
+            folder / "confusion_matrix.png",
+            title=f"{title}: {what}",
+        )
+        reports.class_report_files(evaluation.y_true, evaluation.y_pred, dataset.labels, folder)
+        evaluation.folds.to_csv(folder / "cv_folds.csv", index=False)
+        mlflow.log_artifacts(tmp)
+
+
+def _log_history(fitted: Pipeline, model_name: str) -> None:
+    """Per-epoch curves of a network (the final fit's), as metrics and a PNG; nothing for others."""
+    history = getattr(fitted[-1], "history_", None)
+    if not history:
+        return
+    for key, values in history.items():
+        for epoch, value in enumerate(values):
+            mlflow.log_metric(f"epoch_{key}", float(value), step=epoch)
+    stopped = getattr(fitted[-1], "stopped_epoch_", None)
+    if stopped is not None:
+        mlflow.log_metric("stopped_epoch", int(stopped))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = reports.curves_png(history, Path(tmp) / "training_curves.png", title=f"{model_name}: final fit")
+        mlflow.log_artifact(str(path))
+
+
+def _log_fitted(fitted: Pipeline, train: Dataset) -> None:
+    example = train.X.head(5)
+    signature = infer_signature(example, fitted.predict(example))
+    mlflow.sklearn.log_model(
+        fitted,
+        name="model",
+        serialization_format="cloudpickle",
+        signature=signature,
+        input_example=example,
+        pip_requirements=PIP_REQUIREMENTS,
+        code_paths=[str(Path(models.__file__).parent)],
+    )
