@@ -179,7 +179,7 @@ def _extract_or_report(extract_file, path: Path, windows: bool) -> tuple[list[di
         return extract_file(str(path), stat.st_size, stat.st_mtime_ns, windows, _EXTRACTOR_DIGEST), None
     except AudioError as exc:
         return [], {"path": str(path), "kind": exc.kind, "message": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - one broken file must not lose the others' results
+    except Exception as exc:  # one broken file must not lose the others' results
         return [], {"path": str(path), "kind": "error", "message": f"{path}: {type(exc).__name__}: {exc}"}
 
 
