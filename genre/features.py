@@ -582,25 +582,23 @@ def _median_filter_rows(x: np.ndarray, width: int = HPSS_KERNEL) -> np.ndarray:
     """
     half = width // 2
     padded = np.pad(np.ascontiguousarray(x), ((half, half), (0, 0)), mode="symmetric")
-    return _sliding_median(padded, width)
+    return _sliding_median(padded, np.sort(padded[:width], axis=0))
 
 
 @numba.njit(cache=True, nogil=True)
-def _sliding_median(x: np.ndarray, width: int) -> np.ndarray:
+def _sliding_median(x: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Median of each run of ``width`` rows of ``x``, for every column at once.
 
-    Each column keeps its window sorted in ``window[:, column]``. Sliding by one row removes the oldest
-    value and inserts the newest with a branch-free merge, one pass over the ``width`` sorted positions:
-    with ``c`` the window without the old value (position i holds ``window[i]`` below the old value,
-    else ``window[i+1]``), the new position i is ``min(c[i], max(c[i-1], new))``. The inner loop runs
-    across columns, so it vectorises; O(width) per output, but with no branches or heaps.
+    ``window`` starts as the first ``width`` rows of ``x`` sorted down each column and is updated in
+    place, each column keeping its current window sorted. Sliding by one row removes the oldest value
+    and inserts the newest with a branch-free merge, one pass over the ``width`` sorted positions: with
+    ``c`` the window without the old value (position i holds ``window[i]`` below the old value, else
+    ``window[i+1]``), the new position i is ``min(c[i], max(c[i-1], new))``. The inner loop runs across
+    columns, so it vectorises; O(width) per output, but with no branches or heaps.
     """
+    width, n_lanes = window.shape
     n_out = x.shape[0] - width + 1
-    n_lanes = x.shape[1]
     median = np.empty((n_out, n_lanes), dtype=x.dtype)
-    window = np.empty((width, n_lanes), dtype=x.dtype)
-    for lane in range(n_lanes):
-        window[:, lane] = np.sort(x[:width, lane])
     previous = np.empty(n_lanes, dtype=x.dtype)
     median[0] = window[width // 2]
     for t in range(1, n_out):
