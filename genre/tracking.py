@@ -9,6 +9,7 @@ for the entry points it launches.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -41,11 +42,14 @@ def log_dataset(dataset: Dataset, *, context: str = "training") -> None:
     Also logs its counts (rows, tracks, classes, windowed) as run parameters so runs on different data
     can be told apart in the runs table.
     """
-    logged = from_pandas(
-        dataset.frame,
-        source=str(Path(dataset.source).resolve()),
-        targets="label",
-        name=dataset.name,
-    )
+    with warnings.catch_warnings():
+        # A local path matches MLflow's local-artifact resolver twice; it picks the right one and warns.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        logged = from_pandas(
+            dataset.frame,
+            source=str(Path(dataset.source).resolve()),
+            targets="label",
+            name=dataset.name,
+        )
     mlflow.log_input(logged, context=context)
     mlflow.log_params(dataset.summary())
