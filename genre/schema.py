@@ -11,6 +11,7 @@ __all__ = [
     "N_FFT",
     "HOP_LENGTH",
     "WINDOW_SAMPLES",
+    "WINDOW_STEP",
     "N_MFCC",
     "FEATURE_COLUMNS",
     "ID_COLUMNS",
@@ -25,6 +26,9 @@ N_FFT = 2048
 HOP_LENGTH = 512
 #: Samples in one of Kaggle's "3 sec" windows: a 30-s clip of 661,794 samples cut into 10 such windows.
 WINDOW_SAMPLES = 66149
+#: Kaggle's windows start every 3 s (66,150 samples), so one sample lies between consecutive windows;
+#: only these starts reproduce the CSV's values (measured on the 3-sec rows of the local clips).
+WINDOW_STEP = 3 * SAMPLE_RATE
 N_MFCC = 20
 
 _STATS = ("mean", "var")

@@ -27,7 +27,7 @@ import soundfile as sf
 from scipy import signal
 
 from genre.errors import ConfigError
-from genre.schema import SAMPLE_RATE, WINDOW_SAMPLES
+from genre.schema import SAMPLE_RATE, WINDOW_STEP
 
 __all__ = [
     "CLASSES",
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a recipe or the synthesis changes, so cached datasets of an older version are rebuilt.
-GENERATOR_VERSION = "genre.synthetic/1"
+GENERATOR_VERSION = "genre.synthetic/2"
 #: Written last into ``out_dir``; its presence with matching parameters marks a complete dataset.
 MANIFEST_NAME = "MANIFEST.json"
 
@@ -340,8 +340,8 @@ def generate_dataset(
 ) -> Path:
     """Write the synthetic dataset under ``out_dir`` and return its ``genres_original``-style root.
 
-    Each clip is ``windows_per_clip`` windows of ``WINDOW_SAMPLES`` samples at ``SAMPLE_RATE``, written as
-    16-bit mono WAV, so windowed extraction cuts it into whole windows and track-grouped protocols have
+    Each clip is ``windows_per_clip`` x 3 s (``WINDOW_STEP`` samples each) at ``SAMPLE_RATE``, written as
+    16-bit mono WAV, so windowed extraction (Kaggle's layout) cuts it into exactly that many windows and track-grouped protocols have
     several rows per track. ``MANIFEST.json`` (parameters, generator version, files with sha256) is written
     last; when one with the same parameters and version already lists intact files, nothing is rewritten,
     which makes the call cheap to repeat. Otherwise the clips this generator owns (``<class>.<NNNNN>.wav``
@@ -388,7 +388,7 @@ def generate_dataset(
         "clips_per_class": int(clips_per_class),
         "windows_per_clip": int(windows_per_clip),
         "sample_rate": SAMPLE_RATE,
-        "n_samples": windows_per_clip * WINDOW_SAMPLES,
+        "n_samples": windows_per_clip * WINDOW_STEP,
         "classes": list(CLASSES),
     }
     previous = _read_manifest(manifest_path)

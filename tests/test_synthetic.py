@@ -12,7 +12,8 @@ import soundfile as sf
 
 from genre import synthetic
 from genre.errors import ConfigError
-from genre.schema import SAMPLE_RATE, WINDOW_SAMPLES
+from genre import features
+from genre.schema import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_STEP
 from genre.synthetic import (
     CLASSES,
     GENERATOR_VERSION,
@@ -43,7 +44,7 @@ def test_layout_counts_and_format(small_root):
         for path in files:
             info = sf.info(path)
             assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1)
-            assert (info.samplerate, info.frames) == (SAMPLE_RATE, WINDOW_SAMPLES)
+            assert (info.samplerate, info.frames) == (SAMPLE_RATE, WINDOW_STEP)
 
 
 def test_manifest_lists_parameters_and_hashes(small_root):
@@ -93,8 +94,10 @@ def test_written_clips_never_touch_full_scale(small_root):
 
 def test_multi_window_clips_are_whole_windows(tmp_path):
     root = generate_dataset(tmp_path, seed=3, clips_per_class=2, windows_per_clip=3)
-    frames = {sf.info(path).frames for path in root.rglob("*.wav")}
-    assert frames == {3 * WINDOW_SAMPLES}
+    paths = sorted(root.rglob("*.wav"))
+    assert {sf.info(path).frames for path in paths} == {3 * WINDOW_STEP}
+    y = features.load_audio(paths[0])
+    assert len(features.extract_windows(y)) == 3  # Kaggle's window layout fits exactly three
 
 
 def _descriptors(y: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
