@@ -1,0 +1,241 @@
+# ruff: noqa: N806 - X is scikit-learn's name for the feature matrix
+"""genre.models: scikit-learn's estimator checks, the four pipelines, determinism, errors, early stopping.
+
+Networks here are tiny (one hidden layer of a few units, a few epochs), so the file runs in a couple of
+minutes on two cores; the real-data accuracy of the defaults is measured by benchmarks/model_cv.py.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.base import clone, is_classifier
+from sklearn.datasets import make_classification
+from sklearn.model_selection import StratifiedKFold, check_cv
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from genre.errors import ConfigError
+from genre.models import (
+    MODEL_NAMES,
+    CalibratedSVC,
+    KerasMLPClassifier,
+    KNNClassifier,
+    inverse_square,
+    make_model,
+)
+
+#: Small enough for scikit-learn's ~40 generic checks, each a few fits, to take seconds.
+TINY_NN = {"hidden_layers": 1, "units": 8, "epochs": 5, "learning_rate": 1e-2, "batch_size": 16}
+#: Small, but learns the 10-class toy problem below in a second.
+SMALL_NN = {"hidden_layers": 1, "units": 32, "epochs": 20, "learning_rate": 1e-2, "batch_size": 16}
+#: The same inside the stack, through StackingClassifier's parameter names.
+SMALL_STACK = {f"nn__{key}": value for key, value in SMALL_NN.items()}
+SMALL_PARAMS = {"knn": {}, "svm": {}, "nn": SMALL_NN, "stacking": SMALL_STACK}
+
+
+def _expected_failures(estimator) -> dict[str, str]:
+    if isinstance(estimator, CalibratedSVC):
+        return {
+            "check_fit2d_1feature": (
+                "5-fold calibration needs 5 rows of each class; the check's 10 rows have fewer (and the "
+                "error says so rather than naming the single feature)"
+            ),
+        }
+    return {}
+
+
+@parametrize_with_checks(
+    [KerasMLPClassifier(**TINY_NN), CalibratedSVC(), KNNClassifier()],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible(estimator, check) -> None:
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    """GTZAN's shape in miniature: 57 features, 10 classes with string labels, 300 rows."""
+    X, y = make_classification(
+        n_samples=300, n_features=57, n_informative=20, n_classes=10, class_sep=2.0, random_state=0
+    )
+    return X, np.array([f"genre{label}" for label in y])
+
+
+@pytest.fixture(scope="module")
+def fitted_stack(data):
+    X, y = data
+    return make_model("stacking", SMALL_STACK).fit(X, y)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_each_model_fits_and_predicts_probabilities(name, data, fitted_stack) -> None:
+    X, y = data
+    model = fitted_stack if name == "stacking" else make_model(name, SMALL_PARAMS[name]).fit(X, y)
+    proba = model.predict_proba(X[:20])
+    assert_array_equal(model.classes_, np.unique(y))
+    assert proba.shape == (20, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert_array_equal(model.predict(X[:20]), model.classes_[proba.argmax(axis=1)])
+    assert model.score(X, y) > 0.5  # chance is 0.1: the model learnt something
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_each_model_is_a_scaled_classifier_so_integer_cv_is_stratified(name, data) -> None:
+    model = make_model(name)
+    assert [step for step, _ in model.steps] == ["scale", name]
+    assert is_classifier(model)
+    assert isinstance(check_cv(5, data[1], classifier=is_classifier(model)), StratifiedKFold)
+
+
+def test_stacking_exposes_base_and_meta_parameters() -> None:
+    model = make_model("stacking", {"knn__n_neighbors": 9, "svm__C": 10.0, "final_estimator__C": 0.5})
+    params = model.get_params()
+    assert params["stacking__knn__n_neighbors"] == 9
+    assert params["stacking__svm__C"] == 10.0
+    assert params["stacking__final_estimator__C"] == 0.5
+    assert params["stacking__nn__random_state"] == 0
+    assert params["stacking__cv"].get_n_splits() == 5
+    assert params["stacking__cv"].random_state == 0
+    model.set_params(stacking__nn__units=16)
+    assert model[-1].named_estimators["nn"].units == 16
+
+
+@pytest.mark.parametrize("name", ["nn", "stacking"])
+def test_same_random_state_gives_identical_probabilities(name, data, fitted_stack) -> None:
+    X, y = data
+    first = fitted_stack if name == "stacking" else make_model(name, SMALL_PARAMS[name]).fit(X, y)
+    second = make_model(name, SMALL_PARAMS[name]).fit(X, y)
+    assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+
+
+def test_random_state_matters_and_global_generators_are_left_alone(data) -> None:
+    X, y = data
+    before = np.random.get_state()[1].copy()
+    seed0 = make_model("nn", SMALL_NN, random_state=0).fit(X, y).predict_proba(X)
+    seed1 = make_model("nn", SMALL_NN, random_state=1).fit(X, y).predict_proba(X)
+    assert not np.array_equal(seed0, seed1)
+    assert_array_equal(np.random.get_state()[1], before)
+
+
+def test_fitted_stack_round_trips_through_joblib_and_pickle(fitted_stack, data, tmp_path) -> None:
+    X, _ = data
+    expected = fitted_stack.predict_proba(X)
+    joblib.dump(fitted_stack, tmp_path / "stack.joblib")
+    assert_array_equal(joblib.load(tmp_path / "stack.joblib").predict_proba(X), expected)
+    assert_array_equal(pickle.loads(pickle.dumps(fitted_stack)).predict_proba(X), expected)
+
+
+def test_importing_models_does_not_import_tensorflow() -> None:
+    code = "import sys, genre.models; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "words"),
+    [
+        ("forest", None, ["forest", "knn, svm, nn, stacking"]),
+        ("knn", {"n_neighbours": 3}, ["knn", "'n_neighbours'", "did you mean 'n_neighbors'"]),
+        ("knn", {"n_neighbors": 0}, ["knn", "'n_neighbors'", "range [1, inf)"]),
+        ("knn", {"weights": "gaussian"}, ["knn", "'weights'", "gaussian"]),
+        ("svm", {"C": -1.0}, ["svm", "'C'", "Got -1.0"]),
+        ("svm", {"kernel": "cubic"}, ["svm", "'kernel'", "cubic"]),
+        ("svm", {"gamma": -0.1}, ["svm", "'gamma'"]),
+        ("nn", {"dropout": 1.0}, ["nn", "'dropout'", "range [0.0, 1.0)"]),
+        ("nn", {"learning_rate": "1e-4"}, ["nn", "'learning_rate'", "float"]),
+        ("nn", {"validation_fraction": 0.0}, ["nn", "'validation_fraction'"]),
+        ("stacking", {"knn__n_neighbors": -2}, ["stacking", "'knn__n_neighbors'"]),
+        ("stacking", {"final_estimator__C": 0}, ["stacking", "'final_estimator__C'"]),
+        ("stacking", {"svm__kernel": "cubic"}, ["stacking", "'svm__kernel'", "cubic"]),
+    ],
+)
+def test_bad_configuration_raises_config_error_naming_model_and_parameter(name, params, words) -> None:
+    with pytest.raises(ConfigError) as raised:
+        make_model(name, params)
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_n_neighbors_larger_than_the_training_rows_fails_at_fit(data) -> None:
+    X, y = data
+    model = make_model("knn", {"n_neighbors": 50})
+    with pytest.raises(ConfigError, match=r"n_neighbors=50 exceeds the training rows \(n_samples = 40\)"):
+        model.fit(X[:40], y[:40])
+
+
+def test_inverse_square_alias_and_zero_distances() -> None:
+    model = make_model("knn", {"weights": "inverse_square"})
+    assert model.get_params()["knn__weights"] is inverse_square
+    weights = inverse_square(np.array([[1.0, 2.0, 4.0], [0.0, 0.0, 3.0]]))
+    assert_array_equal(weights, [[1.0, 0.25, 0.0625], [1.0, 1.0, 0.0]])
+
+
+def _noise(n_samples: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Random labels: a network can only memorise them, so the held-out loss soon stops improving."""
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n_samples, 20)), rng.integers(0, 3, size=n_samples)
+
+
+def test_early_stopping_stops_on_a_plateau_and_restores_the_best_epoch() -> None:
+    X, y = _noise()
+    common = {"hidden_layers": 1, "units": 64, "learning_rate": 1e-2, "random_state": 0}
+    stopped = KerasMLPClassifier(epochs=200, patience=5, **common).fit(X, y)
+    val_loss = stopped.history_["val_loss"]
+    assert stopped.stopped_epoch_ < 200
+    assert stopped.best_epoch_ == int(np.argmin(val_loss)) + 1
+    assert stopped.stopped_epoch_ == stopped.best_epoch_ + 5
+    assert set(stopped.history_) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(values) == stopped.stopped_epoch_ for values in stopped.history_.values())
+
+    # The same seed, trained for exactly best_epoch_ epochs and keeping its last weights, follows the
+    # same path: if the stopped model restored its best weights, the two predict identically.
+    best = KerasMLPClassifier(epochs=stopped.best_epoch_, restore_best_weights=False, **common).fit(X, y)
+    assert best.stopped_epoch_ == stopped.best_epoch_
+    assert_array_equal(stopped.predict_proba(X), best.predict_proba(X))
+
+
+def test_without_validation_trains_every_epoch_on_every_row() -> None:
+    X, y = _noise(60)
+    model = KerasMLPClassifier(hidden_layers=1, units=4, epochs=4, validation_fraction=None).fit(X, y)
+    assert model.stopped_epoch_ == model.best_epoch_ == 4
+    assert set(model.history_) == {"loss", "accuracy"}
+
+
+class _PrunedError(Exception):
+    pass
+
+
+def test_epoch_callback_sees_every_epoch_and_can_abort_fit() -> None:
+    X, y = _noise(60)
+    seen: list[tuple[int, dict[str, float]]] = []
+
+    def record(epoch: int, logs: dict[str, float]) -> None:
+        seen.append((epoch, logs))
+
+    model = KerasMLPClassifier(hidden_layers=1, units=4, epochs=3, epoch_callback=record)
+    assert clone(model).epoch_callback is record
+    model.fit(X, y)
+    assert [epoch for epoch, _ in seen] == [1, 2, 3]
+    assert seen[-1][1]["val_loss"] == model.history_["val_loss"][-1]
+
+    def prune(epoch: int, logs: dict[str, float]) -> None:
+        if epoch == 2:
+            raise _PrunedError
+
+    with pytest.raises(_PrunedError):
+        model.set_params(epoch_callback=prune).fit(X, y)
+
+
+def test_single_class_and_unsplittable_validation_are_clear_errors() -> None:
+    X, y = _noise(30)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        KerasMLPClassifier(epochs=1).fit(X, np.zeros(30))
+    y[0] = 3  # a class of one row cannot be on both sides of a stratified split
+    with pytest.raises(ValueError, match="stratified validation set from 30 rows with 4 classes"):
+        KerasMLPClassifier(epochs=1).fit(X, y)
+    assert KerasMLPClassifier(epochs=1, validation_fraction=None).fit(X, y).stopped_epoch_ == 1
