@@ -17,7 +17,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.base import clone, is_classifier
 from sklearn.datasets import make_classification
-from sklearn.model_selection import StratifiedKFold, check_cv
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, check_cv
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from genre.errors import ConfigError
@@ -104,6 +104,14 @@ def test_stacking_exposes_base_and_meta_parameters() -> None:
     assert params["stacking__cv"].random_state == 0
     model.set_params(stacking__nn__units=16)
     assert model[-1].named_estimators["nn"].units == 16
+
+
+def test_grid_search_tunes_the_pipeline_through_step_names(data) -> None:
+    X, y = data
+    grid = {"knn__n_neighbors": [1, 5], "knn__weights": ["distance", inverse_square]}
+    search = GridSearchCV(make_model("knn"), grid, cv=3).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_estimator_[-1].n_neighbors in (1, 5)
 
 
 @pytest.mark.parametrize("name", ["nn", "stacking"])
