@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 
 #: ../shared beside the repository (CI clones the repo with shared/ beside it); GENRE_SHARED_DIR overrides.
@@ -23,14 +25,18 @@ def require(path: Path) -> Path:
 
 
 @pytest.fixture
-def tracking(tmp_path, monkeypatch) -> str:
+def tracking(tmp_path, monkeypatch) -> Iterator[str]:
     """A fresh SQLite tracking store for one test, selected the way users select theirs."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
         monkeypatch.delenv(var, raising=False)
-    return uri
+    # A URI set in-process by an earlier test (jobs call mlflow.set_tracking_uri) would win over the env.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("genre")  # also replaces an experiment id cached from an earlier test's store
+    yield uri
+    mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="session")
