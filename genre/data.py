@@ -91,14 +91,14 @@ class Dataset:
         return Dataset(frame=frame, source=self.source, windowed=self.windowed, name=self.name)
 
     def summary(self) -> dict[str, int | bool | str]:
-        """Counts worth logging as run parameters."""
+        """Counts worth logging as run parameters (``data.*``: never the name of an MLproject parameter)."""
         return {
-            "data": self.name,
-            "data_source": self.source,
-            "data_rows": len(self.frame),
-            "data_tracks": int(self.frame["track"].nunique()),
-            "data_classes": len(self.labels),
-            "data_windowed": self.windowed,
+            "data.name": self.name,
+            "data.source": self.source,
+            "data.rows": len(self.frame),
+            "data.tracks": int(self.frame["track"].nunique()),
+            "data.classes": len(self.labels),
+            "data.windowed": self.windowed,
         }
 
 

@@ -90,7 +90,9 @@ def _log_extraction(
     configure_tracking(EXPERIMENT)
     with mlflow.start_run(run_name="extract_features"):
         mlflow.set_tags({"genre.job": "extract_features"})
-        mlflow.log_params({"paths": ",".join(map(str, paths)), "windows": windows, "n_jobs": n_jobs})
+        mlflow.log_params(
+            {"extract.paths": ",".join(map(str, paths)), "extract.windows": windows, "extract.n_jobs": n_jobs}
+        )
         files_done = result.files_done
         mlflow.log_metrics(
             {
@@ -161,7 +163,14 @@ def main_job(
     rows = []
     with mlflow.start_run(run_name="main"):
         mlflow.set_tags({"genre.job": "main"})
-        mlflow.log_params({"models": ",".join(models), "protocols": ",".join(protocols), "seed": seed})
+        mlflow.log_params(
+            {
+                "main.models": ",".join(models),
+                "main.protocols": ",".join(protocols),
+                "cv.seed": seed,
+                "cv.folds": n_splits,
+            }
+        )
         log_dataset(dataset)
         for protocol in protocols:
             for name in models:

@@ -3,7 +3,9 @@
 ``train_run`` is what the ``knn``, ``svm``, ``nn`` and ``stacking`` entry points call. Every run logs
 the same things under the same names, so the MLflow UI compares them side by side:
 
-* params: every effective hyperparameter (``model.*``), the data, protocol, seed and folds;
+* params: every effective hyperparameter (``model.*``), the data (``data.*``), protocol, seed and folds
+  (``cv.*``). The prefixes keep them apart from the raw values ``mlflow run`` logs under the MLproject
+  parameter names, which MLflow would refuse to see logged again with another spelling;
 * tags: ``genre.model``, ``genre.protocol`` and what the protocol measures;
 * metrics: ``cv_<score>`` per fold (step = fold), ``cv_<score>_mean`` / ``_std``, ``test_<score>`` when
   the protocol has a held-out set, and for the MLP ``epoch_<loss|accuracy|...>`` (step = epoch);
@@ -92,7 +94,9 @@ def train_run(
                 "genre.leaky": str(protocol == "seed" and dataset.windowed).lower(),
             }
         )
-        mlflow.log_params({"model": model_name, "protocol": protocol, "seed": seed, "n_splits": n_splits})
+        mlflow.log_params(
+            {"model.name": model_name, "cv.protocol": protocol, "cv.seed": seed, "cv.folds": n_splits}
+        )
         mlflow.log_params(model_params(model))
         log_dataset(dataset)
 

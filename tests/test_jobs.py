@@ -44,7 +44,7 @@ def test_extract_job_writes_csv_failures_and_logs_a_run(tracking, small_library,
     assert run.data.metrics["files_done"] == 4
     assert run.data.metrics["files_failed"] == 1
     assert run.data.metrics["seconds_per_track"] > 0
-    assert run.data.params["windows"] == "False"
+    assert run.data.params["extract.windows"] == "False"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert artifacts == {"features.csv", "features.failures.csv"}
     (logged,) = run.inputs.dataset_inputs
@@ -60,9 +60,9 @@ def test_main_job_on_the_embedded_default(tracking):
     assert table["cv_accuracy"].between(0.5, 1.0).all()
     runs = mlflow.search_runs(experiment_names=["genre"])
     parent = runs[runs["tags.mlflow.runName"] == "main"].iloc[0]
-    assert parent["params.data"] == "embedded-seed0"
-    assert parent["params.data_windowed"] == "True"
-    assert int(parent["params.data_rows"]) == 3 * int(parent["params.data_tracks"]) == 300
+    assert parent["params.data.name"] == "embedded-seed0"
+    assert parent["params.data.windowed"] == "True"
+    assert int(parent["params.data.rows"]) == 3 * int(parent["params.data.tracks"]) == 300
     comparison = pd.read_csv(
         mlflow.artifacts.download_artifacts(f"runs:/{parent['run_id']}/comparison.csv")
     )

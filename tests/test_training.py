@@ -45,9 +45,9 @@ def test_grouped_run_logs_params_fold_metrics_artifacts_and_model(tracking, wind
     result = train_run("knn", windows_small, protocol="grouped", n_splits=5, seed=0)
     run = _client().get_run(result.run_id)
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
-    assert params["model"] == "knn" and params["protocol"] == "grouped" and params["n_splits"] == "5"
+    assert params["model.name"] == "knn" and params["cv.protocol"] == "grouped" and params["cv.folds"] == "5"
     assert params["model.knn__n_neighbors"] == "5" and params["model.knn__weights"] == "distance"
-    assert params["data_rows"] == str(len(windows_small.frame))
+    assert params["data.rows"] == str(len(windows_small.frame))
     assert tags["genre.model"] == "knn" and tags["genre.leaky"] == "false"
 
     history = _client().get_metric_history(result.run_id, "cv_accuracy")
