@@ -9,7 +9,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from genre.data import load_csv
 from genre.errors import ConfigError
@@ -19,7 +18,6 @@ from genre.models import make_model
 from genre.training import train_run
 from tests.conftest import GTZAN_3_SUBSET, GTZAN_30, require
 
-ROOT = Path(__file__).resolve().parents[1]
 #: A network small and short enough for tests; the defaults are exercised by benchmarks.
 TINY_NN = {"hidden_layers": 1, "units": 16, "epochs": 5, "patience": 2}
 
@@ -150,17 +148,3 @@ def test_main_runs_every_model_as_nested_children(tracking, clips):
     assert len(parent) == 1 and len(children) == 4
     assert set(children["tags.genre.model"]) == {"knn", "svm"}
     assert (table["cv_accuracy"] > 0.6).all()
-
-
-def test_mlproject_defaults_equal_the_model_defaults():
-    """The hyperparameter defaults MLproject declares are the models' own, so `mlflow run` changes nothing."""
-    project = yaml.safe_load((ROOT / "MLproject").read_text())
-    common = {"data", "protocol", "seed", "folds", "windows"}
-    for name in ("knn", "svm", "nn", "stacking"):
-        declared = project["entry_points"][name]["parameters"]
-        defaults = make_model(name).get_params()
-        model_params = set(declared) - common
-        assert model_params, name
-        for param in model_params:
-            assert f"--set {param}={{{param}}}" in " ".join(project["entry_points"][name]["command"].split())
-            assert defaults[f"{name}__{param}"] == declared[param]["default"], (name, param)

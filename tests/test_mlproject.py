@@ -1,0 +1,84 @@
+"""The MLproject entry points, run the way users run them: ``mlflow run . -e <name> --env-manager local``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from genre.models import make_model
+from genre.schema import SAMPLE_RATE
+from tests.conftest import GTZAN_30, require
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())
+
+
+def _mlflow_run(entry_point: str, tracking: str, **params: object) -> subprocess.CompletedProcess:
+    bin_dir = str(Path(sys.executable).parent)  # mlflow and genre as installed beside this interpreter
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "MLFLOW_TRACKING_URI": tracking}
+    command = [f"{bin_dir}/mlflow", "run", str(ROOT), "-e", entry_point, "--env-manager", "local"]
+    for name, value in params.items():
+        command += ["-P", f"{name}={value}"]
+    return subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_knn_entry_point_on_the_real_csv(tracking):
+    done = _mlflow_run("knn", tracking, data=require(GTZAN_30), folds=3, n_neighbors=7, leaf_size=20)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    params = run.data.params
+    assert params["n_neighbors"] == "7"  # logged by mlflow run, as given
+    assert params["model.knn__n_neighbors"] == "7" and params["model.knn__leaf_size"] == "20"  # as used
+    assert params["cv.folds"] == "3" and run.data.tags["genre.model"] == "knn"
+    assert 0.6 < run.data.metrics["cv_accuracy_mean"] < 0.8
+
+
+def test_extract_features_entry_point(tracking, tmp_path):
+    folder = tmp_path / "audio" / "tone"
+    folder.mkdir(parents=True)
+    t = np.arange(int(3.5 * SAMPLE_RATE)) / SAMPLE_RATE
+    sf.write(folder / "a.wav", 0.3 * np.sin(2 * np.pi * 440 * t), SAMPLE_RATE)
+    (folder / "bad.wav").write_bytes(b"nope")
+    out = tmp_path / "features.csv"
+    done = _mlflow_run("extract_features", tracking, data=tmp_path / "audio", out=out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["files_done"] == 1 and run.data.metrics["files_failed"] == 1
+    assert out.exists()
+
+
+def test_impossible_value_fails_the_run_with_a_clear_message(tracking):
+    done = _mlflow_run("svm", tracking, C=-1)
+    assert done.returncode != 0
+    assert "genre: error: svm model, parameter 'C'" in done.stderr
+    assert "Traceback (most recent call last)" not in done.stderr.split("genre: error:")[0][-500:]
+
+
+@pytest.mark.parametrize("name", ["knn", "svm", "nn", "stacking"])
+def test_declared_hyperparameters_default_to_the_models_own(name):
+    """So `mlflow run -e <model>` without -P trains exactly the model `genre train <model>` does."""
+    entry = PROJECT["entry_points"][name]
+    common = {"data", "protocol", "seed", "folds", "windows"}
+    declared = {k: v for k, v in entry["parameters"].items() if k not in common}
+    assert declared
+    defaults = make_model(name).get_params()
+    command = " ".join(entry["command"].split())
+    for param, spec in declared.items():
+        assert f"--set {param}={{{param}}}" in command
+        assert defaults[f"{name}__{param}"] == spec["default"], param
+
+
+def test_every_parameter_is_typed_with_a_default():
+    for name, entry in PROJECT["entry_points"].items():
+        for param, spec in entry["parameters"].items():
+            assert set(spec) == {"type", "default"}, (name, param)
+            assert f"{{{param}}}" in entry["command"], (name, param)
