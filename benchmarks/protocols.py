@@ -34,14 +34,17 @@ def measure(data: list[Path], models: list[str], folds: int, seed: int) -> list[
         for name in models:
             for protocol in ("seed", "grouped"):
                 started = time.perf_counter()
-                result = evaluate(make_model(name, random_state=seed), dataset, protocol, n_splits=folds, seed=seed)
+                result = evaluate(
+                    make_model(name, random_state=seed), dataset, protocol, n_splits=folds, seed=seed
+                )
                 summary = result.summary()
                 rows.append(
                     {
                         "data": dataset.name,
                         "windowed": dataset.windowed,
                         "model": name,
-                        "protocol": protocol + (" (leaky)" if protocol == "seed" and dataset.windowed else ""),
+                        "protocol": protocol
+                        + (" (leaky)" if protocol == "seed" and dataset.windowed else ""),
                         "cv_accuracy": summary["cv_accuracy_mean"],
                         "cv_accuracy_std": summary["cv_accuracy_std"],
                         "test_accuracy": summary.get("test_accuracy", float("nan")),

@@ -54,7 +54,9 @@ def _add_windows(parser: argparse.ArgumentParser, default: bool) -> None:
 
 
 def _add_jobs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=_int, default=1, help="worker processes for extraction (-1: all cores)")
+    parser.add_argument(
+        "--jobs", type=_int, default=1, help="worker processes for extraction (-1: all cores)"
+    )
 
 
 # --- generate -------------------------------------------------------------------------------------
@@ -84,7 +86,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _extract_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", help="audio files or folders (or 'embedded' for the generated set)")
+    parser.add_argument(
+        "paths", nargs="+", help="audio files or folders (or 'embedded' for the generated set)"
+    )
     parser.add_argument("--out", required=True, help="CSV to write, in the GTZAN schema")
     _add_windows(parser, default=False)
     _add_jobs(parser)
@@ -121,7 +125,9 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="embedded", help="'embedded', a GTZAN-schema CSV or an audio folder")
+    parser.add_argument(
+        "--data", default="embedded", help="'embedded', a GTZAN-schema CSV or an audio folder"
+    )
     parser.add_argument("--seed", type=_int, default=0, help="seed of splits, network and embedded data")
     parser.add_argument("--folds", type=_int, default=10, help="cross-validation folds")
     _add_windows(parser, default=True)
@@ -209,11 +215,17 @@ def _names(text: str) -> list[str]:
 
 
 #: name -> (help, add arguments, run). One place to see every command.
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {
     "generate": ("write the embedded synthetic audio dataset", _generate_parser, _generate),
     "extract": ("extract the 57 GTZAN features from audio files into a CSV", _extract_parser, _extract),
     "train": ("cross-validate, fit and log one model as an MLflow run", _train_parser, _train),
-    "main": ("every model under both protocols in one parent run, with a comparison table", _main_parser, _main),
+    "main": (
+        "every model under both protocols in one parent run, with a comparison table",
+        _main_parser,
+        _main,
+    ),
 }
 
 
@@ -243,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         # MLflow passes a -P parameter that MLproject does not declare as "--name value".
         args.params += _leftover_params(parser, extra)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
+    )
     try:
         return args.run(args)
     except GenreError as exc:

@@ -201,9 +201,7 @@ def load_data(spec: str | Path, *, windows: bool = True, seed: int = 0, n_jobs: 
         root = generate_dataset(default_cache_dir() / "embedded" / f"seed{seed}", seed=seed)
         result = extract_paths([root], windows=windows, n_jobs=n_jobs)
         result.raise_if_empty()
-        return from_frame(
-            result.features, source=str(root), name=f"{EMBEDDED}-seed{seed}", windowed=windows
-        )
+        return from_frame(result.features, source=str(root), name=f"{EMBEDDED}-seed{seed}", windowed=windows)
 
     path = Path(spec)
     if path.is_dir():
@@ -302,7 +300,8 @@ def _groups_merging_repeats(frame: pd.DataFrame, source: str) -> pd.Series:
     if repeats.any():
         conflicts = pd.Series(frame["label"].to_numpy()).groupby(copy_of).transform("nunique") > 1
         examples = [
-            f"{frame['filename'].iat[i]} = {tracks[first_track_of_copy[i]]}" for i in np.flatnonzero(repeats)[:3]
+            f"{frame['filename'].iat[i]} = {tracks[first_track_of_copy[i]]}"
+            for i in np.flatnonzero(repeats)[:3]
         ]
         log.warning(
             "%s: %d row(s) repeat another track's features exactly (%s); their tracks are grouped so no "

@@ -43,9 +43,7 @@ def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def track_accuracy(
-    proba: np.ndarray, classes: np.ndarray, tracks: np.ndarray, labels: np.ndarray
-) -> float:
+def track_accuracy(proba: np.ndarray, classes: np.ndarray, tracks: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy per track, each track's prediction being the argmax of its windows' mean probabilities."""
     mean = pd.DataFrame(proba).groupby(tracks, sort=False).mean()
     truth = pd.Series(labels).groupby(tracks, sort=False).first()

@@ -97,9 +97,7 @@ def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
         else:
             raise DataError(f"{path}: no such file or folder")
     if not found:
-        raise DataError(
-            f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {', '.join(map(str, paths))}"
-        )
+        raise DataError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {', '.join(map(str, paths))}")
     return found
 
 
@@ -206,7 +204,14 @@ def _extract_file(path: str, size: int, mtime_ns: int, windows: bool, digest: st
             {"filename": f"{name.stem}.{k}{name.suffix}", "length": WINDOW_SAMPLES, **row, "label": label}
             for k, row in enumerate(features.extract_windows(y, sr=SAMPLE_RATE))
         ]
-    return [{"filename": name.name, "length": len(y), **features.extract_features(y, sr=SAMPLE_RATE), "label": label}]
+    return [
+        {
+            "filename": name.name,
+            "length": len(y),
+            **features.extract_features(y, sr=SAMPLE_RATE),
+            "label": label,
+        }
+    ]
 
 
 #: Changes whenever the extractor's code changes, so cached features are never stale.

@@ -74,7 +74,9 @@ def extract_job(
     if len(result.failures):
         result.failures.to_csv(failures_path, index=False)
     if track:
-        _log_extraction(result, paths=paths, out=out, failures_path=failures_path, windows=windows, n_jobs=n_jobs)
+        _log_extraction(
+            result, paths=paths, out=out, failures_path=failures_path, windows=windows, n_jobs=n_jobs
+        )
     return result
 
 

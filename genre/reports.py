@@ -72,6 +72,7 @@ def curves_png(history: Mapping[str, Sequence[float]], path: Path, *, title: str
 
 def markdown_table(frame: pd.DataFrame, *, floatfmt: str = ".3f") -> str:
     """A GitHub-style markdown table (no ``tabulate`` dependency): what benchmarks and jobs print."""
+
     def cell(value: object) -> str:
         return format(value, floatfmt) if isinstance(value, float) else str(value)
 

@@ -30,7 +30,9 @@ def configure_tracking(experiment: str | None = None) -> str:
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     mlflow.set_tracking_uri(uri)
-    chosen_by_env = any(os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"))
+    chosen_by_env = any(
+        os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+    )
     if experiment and not chosen_by_env:
         mlflow.set_experiment(experiment)
     return uri

@@ -144,7 +144,9 @@ def _log_history(fitted: Pipeline, model_name: str) -> None:
     if stopped is not None:
         mlflow.log_metric("stopped_epoch", int(stopped))
     with tempfile.TemporaryDirectory() as tmp:
-        path = reports.curves_png(history, Path(tmp) / "training_curves.png", title=f"{model_name}: final fit")
+        path = reports.curves_png(
+            history, Path(tmp) / "training_curves.png", title=f"{model_name}: final fit"
+        )
         mlflow.log_artifact(str(path))
 
 

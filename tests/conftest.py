@@ -18,7 +18,7 @@ GTZAN_AUDIO = GTZAN_DIR / "audio"
 
 
 def require(path: Path) -> Path:
-    """Skip the calling test, saying which file is missing, when the real GTZAN data is not beside the repo."""
+    """Skip the calling test, naming the missing file, when the real GTZAN data is not beside the repo."""
     if not path.exists():
         pytest.skip(f"real GTZAN data not found at {path} (set GENRE_SHARED_DIR)")
     return path

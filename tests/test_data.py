@@ -114,7 +114,9 @@ def test_single_class(gtzan30, tmp_path):
 
 def test_duplicate_rows_name_the_file_and_lines(gtzan30, tmp_path):
     bad = pd.concat([gtzan30.iloc[:20], gtzan30.iloc[[5]], gtzan30.iloc[100:120]])
-    with pytest.raises(DataError, match=r"duplicate rows: filename 'blues\.00005\.wav' appears on lines 7, 22"):
+    with pytest.raises(
+        DataError, match=r"duplicate rows: filename 'blues\.00005\.wav' appears on lines 7, 22"
+    ):
         load_csv(_write(bad, tmp_path))
 
 

@@ -45,7 +45,9 @@ def test_good_files_land_and_each_bad_file_is_reported(library):
     result = extract_paths([library], cache_dir=None)
     assert sorted(result.features["filename"]) == ["a440.wav", "low.ogg", "stereo44k.flac"]
     assert result.files_done == 3
-    kinds = dict(zip(result.failures["path"].map(lambda p: p.rsplit("/", 1)[-1]), result.failures["kind"]))
+    kinds = dict(
+        zip(result.failures["path"].map(lambda p: p.rsplit("/", 1)[-1]), result.failures["kind"], strict=True)
+    )
     assert kinds == {
         "empty.wav": "empty",
         "garbage.wav": "unreadable",
@@ -70,9 +72,7 @@ def test_windows_give_one_row_per_complete_window(library):
     names = sorted(result.features["filename"])
     assert names == ["a440.0.wav", "a440.1.wav", "low.0.ogg", "stereo44k.0.flac"]
     assert (result.features["length"] == WINDOW_SAMPLES).all()
-    dataset = from_frame(
-        result.features.assign(label=["a", "a", "b", "c"]), source="windows", windowed=True
-    )
+    dataset = from_frame(result.features.assign(label=["a", "a", "b", "c"]), source="windows", windowed=True)
     assert dataset.frame["track"].tolist()[:2] == ["a440", "a440"]
 
 

@@ -7,11 +7,11 @@ import warnings
 
 import librosa
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 import pandas as pd
 import pytest
 import scipy.ndimage
 import soundfile as sf
+from numpy.lib.stride_tricks import sliding_window_view
 
 from genre import features
 from genre.errors import AudioError
@@ -202,7 +202,7 @@ def test_hpss_matches_librosa_before_0_10():
 
 
 def _reference_median_rows(x: np.ndarray) -> np.ndarray:
-    """Median over a centred window of HPSS_KERNEL rows, with numpy's "symmetric" (= scipy's "reflect") padding."""
+    """Median over a centred window of HPSS_KERNEL rows, numpy "symmetric" (= scipy "reflect") padded."""
     half = features.HPSS_KERNEL // 2
     padded = np.pad(x, ((half, half), (0, 0)), mode="symmetric")
     return np.median(sliding_window_view(padded, features.HPSS_KERNEL, axis=0), axis=-1)

@@ -63,7 +63,5 @@ def test_main_job_on_the_embedded_default(tracking):
     assert parent["params.data.name"] == "embedded-seed0"
     assert parent["params.data.windowed"] == "True"
     assert int(parent["params.data.rows"]) == 3 * int(parent["params.data.tracks"]) == 300
-    comparison = pd.read_csv(
-        mlflow.artifacts.download_artifacts(f"runs:/{parent['run_id']}/comparison.csv")
-    )
+    comparison = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{parent['run_id']}/comparison.csv"))
     assert comparison["run_id"].isin(runs["run_id"]).all()

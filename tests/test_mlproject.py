@@ -23,7 +23,11 @@ PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())
 
 def _mlflow_run(entry_point: str, tracking: str, **params: object) -> subprocess.CompletedProcess:
     bin_dir = str(Path(sys.executable).parent)  # mlflow and genre as installed beside this interpreter
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "MLFLOW_TRACKING_URI": tracking}
+    env = {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "MLFLOW_TRACKING_URI": tracking,
+    }
     command = [f"{bin_dir}/mlflow", "run", str(ROOT), "-e", entry_point, "--env-manager", "local"]
     for name, value in params.items():
         command += ["-P", f"{name}={value}"]

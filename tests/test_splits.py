@@ -32,7 +32,7 @@ def test_grouped_folds_never_share_a_track(windows):
 def test_grouped_folds_keep_gtzan_repeats_together():
     dataset = load_csv(require(GTZAN_30))
     tracks = dataset.frame["track"].to_numpy()
-    for train, test in grouped_folds(dataset, n_splits=10, seed=3):
+    for _, test in grouped_folds(dataset, n_splits=10, seed=3):
         test_tracks = set(tracks[test])
         assert ("disco.00098" in test_tracks) == ("disco.00099" in test_tracks)
         assert ("metal.00058" in test_tracks) == ("rock.00016" in test_tracks)
@@ -41,7 +41,10 @@ def test_grouped_folds_keep_gtzan_repeats_together():
 def test_splits_are_deterministic_given_a_seed(windows):
     for a, b in zip(grouped_folds(windows, seed=1), grouped_folds(windows, seed=1), strict=True):
         np.testing.assert_array_equal(a[1], b[1])
-    differ = [not np.array_equal(a[1], b[1]) for a, b in zip(grouped_folds(windows, seed=1), grouped_folds(windows, seed=2))]
+    differ = [
+        not np.array_equal(a[1], b[1])
+        for a, b in zip(grouped_folds(windows, seed=1), grouped_folds(windows, seed=2), strict=True)
+    ]
     assert any(differ)
     np.testing.assert_array_equal(seed_split(windows, seed=5)[1], seed_split(windows, seed=5)[1])
 
@@ -57,14 +60,18 @@ def test_seed_split_is_stratified_and_leaks_on_windows(windows):
 
 def test_row_folds_are_stratified(windows):
     for _, test in row_folds(windows, n_splits=5, seed=0):
-        assert windows.frame["label"].iloc[test].value_counts().max() - windows.frame["label"].iloc[
-            test
-        ].value_counts().min() <= 1
+        assert (
+            windows.frame["label"].iloc[test].value_counts().max()
+            - windows.frame["label"].iloc[test].value_counts().min()
+            <= 1
+        )
 
 
 def test_too_many_folds_is_a_clear_error(windows):
     small = type(windows)(
-        frame=windows.frame[windows.frame["track"].isin(windows.frame["track"].unique()[::30])].reset_index(drop=True),
+        frame=windows.frame[windows.frame["track"].isin(windows.frame["track"].unique()[::30])].reset_index(
+            drop=True
+        ),
         source="small",
         windowed=True,
         name="small",

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre import synthetic
+from genre import features, synthetic
 from genre.errors import ConfigError
-from genre import features
 from genre.schema import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_STEP
 from genre.synthetic import (
     CLASSES,

@@ -56,10 +56,15 @@ def test_grouped_run_logs_params_fold_metrics_artifacts_and_model(tracking, wind
     assert not any(name.startswith("test_") for name in metrics)  # grouped has no held-out set
 
     artifacts = {a.path for a in _client().list_artifacts(result.run_id)}
-    assert {"confusion_matrix.png", "classification_report.json", "classification_report.txt",
-            "cv_folds.csv"} <= artifacts
-    report = json.loads(open(mlflow.artifacts.download_artifacts(
-        f"runs:/{result.run_id}/classification_report.json")).read())
+    assert {
+        "confusion_matrix.png",
+        "classification_report.json",
+        "classification_report.txt",
+        "cv_folds.csv",
+    } <= artifacts
+    report = json.loads(
+        open(mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/classification_report.json")).read()
+    )
     assert set(report) >= {"classical", "jazz", "rock", "macro avg"}
 
     # MLflow 3 keeps the model as a logged model of the run, reachable as runs:/<id>/model.
