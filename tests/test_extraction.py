@@ -32,6 +32,8 @@ def library(tmp_path):
     sf.write(root / "tones" / "a440.wav", _tone(6.5), SAMPLE_RATE, subtype="PCM_16")
     sf.write(root / "tones" / "stereo44k.flac", _tone(3.2, sr=44100, freq=660, channels=2), 44100)
     sf.write(root / "tones" / "low.ogg", _tone(3.5, freq=220), SAMPLE_RATE)
+    sf.write(root / "tones" / "high.mp3", _tone(3.4, freq=880), SAMPLE_RATE)
+    sf.write(root / "tones" / "mid.au", _tone(3.3, freq=550), SAMPLE_RATE)
     (root / "broken" / "empty.wav").write_bytes(b"")
     (root / "broken" / "garbage.wav").write_bytes(os.urandom(4096))
     (root / "broken" / "text.mp3").write_text("this is not audio\n" * 50)
@@ -43,8 +45,14 @@ def library(tmp_path):
 
 def test_good_files_land_and_each_bad_file_is_reported(library):
     result = extract_paths([library], cache_dir=None)
-    assert sorted(result.features["filename"]) == ["a440.wav", "low.ogg", "stereo44k.flac"]
-    assert result.files_done == 3
+    assert sorted(result.features["filename"]) == [
+        "a440.wav",
+        "high.mp3",
+        "low.ogg",
+        "mid.au",
+        "stereo44k.flac",
+    ]
+    assert result.files_done == 5
     kinds = dict(
         zip(result.failures["path"].map(lambda p: p.rsplit("/", 1)[-1]), result.failures["kind"], strict=True)
     )
@@ -70,9 +78,11 @@ def test_good_files_land_and_each_bad_file_is_reported(library):
 def test_windows_give_one_row_per_complete_window(library):
     result = extract_paths([library / "tones"], windows=True, cache_dir=None)
     names = sorted(result.features["filename"])
-    assert names == ["a440.0.wav", "a440.1.wav", "low.0.ogg", "stereo44k.0.flac"]
+    assert names == ["a440.0.wav", "a440.1.wav", "high.0.mp3", "low.0.ogg", "mid.0.au", "stereo44k.0.flac"]
     assert (result.features["length"] == WINDOW_SAMPLES).all()
-    dataset = from_frame(result.features.assign(label=["a", "a", "b", "c"]), source="windows", windowed=True)
+    dataset = from_frame(
+        result.features.assign(label=["a", "a", "b", "b", "c", "c"]), source="windows", windowed=True
+    )
     assert dataset.frame["track"].tolist()[:2] == ["a440", "a440"]
 
 
@@ -90,7 +100,7 @@ def test_rerun_uses_the_cache_and_redoes_changed_files(library, tmp_path, monkey
     sf.write(library / "tones" / "a440.wav", _tone(5.0), SAMPLE_RATE)  # changed: must be re-extracted
     third = extract_paths([library / "tones"], cache_dir=cache)
     assert third.failures["message"].str.contains("extractor called for a cached file").any()
-    assert third.files_done == 2
+    assert third.files_done == 4
 
 
 def test_parallel_matches_serial(library):
