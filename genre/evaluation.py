@@ -18,13 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin, clone
+from sklearn.ensemble import StackingClassifier
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedGroupKFold, check_cv
+from sklearn.pipeline import Pipeline
 
 from genre.data import Dataset
 from genre.errors import ConfigError
 from genre.splits import PROTOCOLS, grouped_folds, row_folds, seed_split
 
-__all__ = ["SCORES", "Evaluation", "score", "evaluate"]
+__all__ = ["SCORES", "Evaluation", "evaluate", "fit_model", "score", "track_accuracy"]
 
 #: Score names, in the order they are logged and printed.
 SCORES: tuple[str, ...] = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
@@ -88,7 +91,7 @@ class Evaluation:
 
 
 def evaluate(
-    model: ClassifierMixin, dataset: Dataset, protocol: str, *, n_splits: int = 10, seed: int = 0
+    model: Pipeline, dataset: Dataset, protocol: str, *, n_splits: int = 10, seed: int = 0
 ) -> Evaluation:
     """Cross-validate (and, for ``seed``, test) an unfitted ``model`` on ``dataset`` under ``protocol``.
 
@@ -106,18 +109,37 @@ def evaluate(
     train = dataset.subset(train_rows)
     fold_scores, _ = _cross_validate(model, train, row_folds(train, n_splits=n_splits, seed=seed))
     test = dataset.subset(test_rows)
-    fitted = clone(model).fit(train.X, train.y)
+    fitted = fit_model(model, train)
     predicted, test_scores = _score_fold(fitted, test)
     return Evaluation(protocol, fold_scores, test_scores, test.y, predicted, train_rows)
 
 
+def fit_model(model: Pipeline, dataset: Dataset) -> Pipeline:
+    """Fit a clone of ``model`` on ``dataset``, keeping track groups together inside a stacking ensemble.
+
+    A ``StackingClassifier`` trains its meta-learner on out-of-fold predictions of its own inner folds.
+    Row-wise inner folds would put windows of one track on both sides, so the base models' out-of-fold
+    predictions would look better than they are and the meta-learner would learn to trust them. Its
+    ``cv`` is therefore replaced by the same number of stratified folds over the dataset's groups.
+    """
+    model = clone(model)
+    stack = model[-1]
+    if isinstance(stack, StackingClassifier):
+        inner = check_cv(stack.cv, dataset.y, classifier=True)
+        splitter = StratifiedGroupKFold(
+            n_splits=inner.get_n_splits(), shuffle=True, random_state=getattr(inner, "random_state", None)
+        )
+        stack.set_params(cv=list(splitter.split(dataset.X, dataset.y, dataset.groups)))
+    return model.fit(dataset.X, dataset.y)
+
+
 def _cross_validate(
-    model: ClassifierMixin, dataset: Dataset, folds: list[tuple[np.ndarray, np.ndarray]]
+    model: Pipeline, dataset: Dataset, folds: list[tuple[np.ndarray, np.ndarray]]
 ) -> tuple[pd.DataFrame, np.ndarray]:
     rows = []
     out_of_fold = np.empty(len(dataset.frame), dtype=object)
     for fold, (train, test) in enumerate(folds):
-        fitted = clone(model).fit(dataset.X.iloc[train], dataset.y[train])
+        fitted = fit_model(model, dataset.subset(train))
         predicted, scores = _score_fold(fitted, dataset.subset(test))
         out_of_fold[test] = predicted
         rows.append({"fold": fold, **scores})

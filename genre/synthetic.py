@@ -341,11 +341,11 @@ def generate_dataset(
     """Write the synthetic dataset under ``out_dir`` and return its ``genres_original``-style root.
 
     Each clip is ``windows_per_clip`` x 3 s (``WINDOW_STEP`` samples each) at ``SAMPLE_RATE``, written as
-    16-bit mono WAV, so windowed extraction (Kaggle's layout) cuts it into exactly that many windows
-    and track-grouped protocols have several rows per track. ``MANIFEST.json`` (parameters, generator version, files with sha256) is written
-    last; when one with the same parameters and version already lists intact files, nothing is rewritten,
-    which makes the call cheap to repeat. Otherwise the clips this generator owns (``<class>.<NNNNN>.wav``
-    in the class folders) are deleted and written afresh.
+    16-bit mono WAV, so windowed extraction (Kaggle's layout) cuts it into exactly that many windows and
+    track-grouped protocols have several rows per track. ``MANIFEST.json`` (parameters, generator version,
+    files with sha256) is written last; when one with the same parameters and version already lists intact
+    files, nothing is rewritten, which makes the call cheap to repeat. Otherwise the clips this generator
+    owns (``<class>.<NNNNN>.wav`` in the class folders) are deleted and written afresh.
 
     Parameters
     ----------

@@ -23,12 +23,11 @@ from typing import Any
 
 import mlflow
 from mlflow.models import infer_signature
-from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from genre import models, reports
 from genre.data import Dataset
-from genre.evaluation import Evaluation, evaluate
+from genre.evaluation import Evaluation, evaluate, fit_model
 from genre.splits import PROTOCOLS
 from genre.tracking import log_dataset
 
@@ -104,7 +103,7 @@ def train_run(
         _log_evaluation(evaluation, dataset, title=f"{model_name} ({protocol})")
 
         train = dataset.subset(evaluation.train_rows)
-        fitted = clone(model).fit(train.X, train.y)
+        fitted = fit_model(model, train)
         _log_history(fitted, model_name)
         if log_model:
             _log_fitted(fitted, train)

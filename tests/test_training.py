@@ -12,7 +12,7 @@ import pytest
 
 from genre.data import load_csv
 from genre.errors import ConfigError
-from genre.evaluation import evaluate, track_accuracy
+from genre.evaluation import evaluate, fit_model, track_accuracy
 from genre.jobs import main_job, train_job
 from genre.models import make_model
 from genre.training import train_run
@@ -153,3 +153,14 @@ def test_main_runs_every_model_as_nested_children(tracking, clips):
     assert len(parent) == 1 and len(children) == 4
     assert set(children["tags.genre.model"]) == {"knn", "svm"}
     assert (table["cv_accuracy"] > 0.6).all()
+
+
+def test_stack_inner_folds_keep_tracks_together(windows_small):
+    params = {"nn__hidden_layers": 1, "nn__units": 8, "nn__epochs": 2, "nn__patience": 1}
+    fitted = fit_model(make_model("stacking", params), windows_small)
+    splits = fitted[-1].cv
+    assert len(splits) == 5
+    groups = windows_small.groups
+    for train, test in splits:
+        assert not set(groups[train]) & set(groups[test])
+    assert make_model("stacking", params)[-1].cv is not splits  # the caller's model is left as it was
