@@ -25,9 +25,10 @@ from __future__ import annotations
 import difflib
 import math
 import os
-import random
 import sys
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
@@ -306,11 +307,12 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     0.72 s on 270): ``model.fit``'s per-epoch and per-batch Python overhead was most of its cost for
     networks this small.
 
-    ``fit`` seeds Python's, NumPy's and TensorFlow's global generators through
-    ``keras.utils.set_random_seed`` (the only way to seed Keras' default initialisers and dropout
-    together), then restores Python's and NumPy's global states, so code around the fit sees no change;
-    batches are shuffled by a NumPy generator of the same seed. ``predict_proba`` calls the network
-    directly rather than ``model.predict``, which costs tens of milliseconds per call in set-up.
+    The compiled functions are kept per network shape and batch size (the last 8), so the dozens of fits
+    of a cross-validation or a stack trace them once; each fit loads its own freshly initialised network
+    into them and takes the result back. ``random_state`` seeds each layer's initialiser and dropout,
+    the validation split and a NumPy generator that shuffles the batches; no global generator (Python's,
+    NumPy's, TensorFlow's or Keras') is used or changed. ``predict_proba`` calls the network directly
+    rather than ``model.predict``, which costs tens of milliseconds per call in set-up.
 
     Examples
     --------
@@ -389,10 +391,13 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         X_train, y_train, validation = self._split(X, y_index, seed)
 
         keras, tf = _import_keras()
-        with _seeded(keras, seed):
-            self.model_ = self._build(keras, X.shape[1])
-            epoch = _epoch_function(keras, tf, self.model_, (X_train, y_train), validation, self.batch_size)
-            self._train(epoch, len(y_train), seed)
+        self.model_ = self._build(keras, X.shape[1], seed)
+        shape = (X.shape[1], len(self.classes_), self.hidden_layers, self.units, self.dropout)
+        trainer = _trainer(keras, tf, (*shape, self.batch_size), lambda: self._build(keras, X.shape[1], 0))
+        with trainer.lock:
+            trainer.load(self.model_)
+            self._train(trainer, (X_train, y_train), validation, seed)
+            trainer.store(self.model_)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -428,13 +433,18 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             ) from error
         return X_train, y_train, (X_val, y_val)
 
-    def _build(self, keras: Any, n_features: int) -> Any:
+    def _build(self, keras: Any, n_features: int, seed: int) -> Any:
+        # Every random layer gets its own seed, drawn from `seed`: no global generator is touched (Keras'
+        # set_random_seed would also clear TensorFlow's cache of compiled functions, costing ~0.1 s a fit).
+        seeds = iter(int(s) for s in np.random.SeedSequence(seed).generate_state(2 * self.hidden_layers + 1))
         layers = [keras.Input(shape=(n_features,))]
         for _ in range(self.hidden_layers):
-            layers.append(keras.layers.Dense(self.units, activation="relu"))
+            init = keras.initializers.GlorotUniform(seed=next(seeds))
+            layers.append(keras.layers.Dense(self.units, activation="relu", kernel_initializer=init))
             if self.dropout:
-                layers.append(keras.layers.Dropout(self.dropout))
-        layers.append(keras.layers.Dense(len(self.classes_), activation="softmax"))
+                layers.append(keras.layers.Dropout(self.dropout, seed=next(seeds)))
+        init = keras.initializers.GlorotUniform(seed=next(seeds))
+        layers.append(keras.layers.Dense(len(self.classes_), activation="softmax", kernel_initializer=init))
         model = keras.Sequential(layers)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
@@ -443,88 +453,131 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         )
         return model
 
-    def _train(self, train_epoch: Callable[[Any], Mapping[str, Any]], n_rows: int, seed: int) -> None:
-        """Train epoch by epoch, on a fresh shuffle of the rows each time, recording ``history_``; with
-        held-out rows, stop and restore weights as Keras' ``EarlyStopping(monitor="val_loss")`` does."""
-        early_stopping = self.validation_fraction is not None
+    def _train(
+        self,
+        trainer: _Trainer,
+        training: tuple[np.ndarray, np.ndarray],
+        validation: tuple[np.ndarray, np.ndarray] | None,
+        seed: int,
+    ) -> None:
+        """Train ``trainer``'s network epoch by epoch, on a fresh shuffle of the rows each time, recording
+        ``history_``; with held-out rows, stop and restore weights as Keras'
+        ``EarlyStopping(monitor="val_loss")`` does."""
+        tf = trainer.tf
+        X, y = tf.constant(training[0]), tf.constant(training[1], dtype=tf.int32)
+        if validation is not None:
+            X_val, y_val = tf.constant(validation[0]), tf.constant(validation[1], dtype=tf.int32)
         rng = np.random.default_rng(seed)
         self.history_: dict[str, list[float]] = {}
         best_loss, best_epoch, best_weights = math.inf, 0, None
         for epoch in range(1, self.epochs + 1):
-            logs = {key: float(value) for key, value in train_epoch(rng.permutation(n_rows)).items()}
+            scores = trainer.train_epoch(tf.constant(rng.permutation(len(training[1]))), X, y)
+            if validation is not None:
+                val_loss, val_accuracy = trainer.score(X_val, y_val)
+                scores.update(val_loss=val_loss, val_accuracy=val_accuracy)
+            logs = {key: float(value) for key, value in scores.items()}
             for key, value in logs.items():
                 self.history_.setdefault(key, []).append(value)
             self.stopped_epoch_ = epoch
             if self.verbose:
-                scores = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
-                print(f"Epoch {epoch}/{self.epochs} - {scores}")
+                summary = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+                print(f"Epoch {epoch}/{self.epochs} - {summary}")
             if self.epoch_callback is not None:
                 self.epoch_callback(epoch, dict(logs))
-            if not early_stopping:
+            if validation is None:
                 continue
             # Improving means beating the best loss by more than min_delta; as in Keras, the first epoch
             # always improves (even on a NaN loss), and training stops after `patience` epochs without.
             if epoch == 1 or logs["val_loss"] + self.min_delta < best_loss:
                 best_loss, best_epoch = logs["val_loss"], epoch
                 if self.restore_best_weights:
-                    best_weights = self.model_.get_weights()
+                    best_weights = trainer.model.get_weights()
             elif epoch - best_epoch >= self.patience:
                 break
         self.best_epoch_ = self.stopped_epoch_
         if best_weights is not None:
-            self.model_.set_weights(best_weights)
+            trainer.model.set_weights(best_weights)
             self.best_epoch_ = best_epoch
 
 
-def _epoch_function(
-    keras: Any,
-    tf: Any,
-    model: Any,
-    training: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray] | None,
-    batch_size: int,
-) -> Callable[[Any], Mapping[str, Any]]:
-    """One compiled training epoch: ``train_epoch(order)`` takes an Adam step on each ``batch_size`` rows
-    of the training ``(X, y)`` in the order ``order``, then scores the held-out ``validation`` rows.
+#: Trainers by network shape, kept across fits: tracing and first running one costs about 0.2 s, and a
+#: cross-validation, a stack or a search fits the same shape dozens of times. The oldest goes beyond 8.
+_TRAINERS: OrderedDict[tuple[Any, ...], _Trainer] = OrderedDict()
+_TRAINERS_LOCK = threading.Lock()
 
-    It returns what ``model.fit`` would log: ``loss`` and ``accuracy`` averaged over the training rows as
-    each batch was trained on, and ``val_loss``, ``val_accuracy`` on the held-out rows after the epoch.
-    The whole epoch is one ``tf.function``, a graph loop over the batches, so Python runs once per epoch
-    instead of several times per batch as in ``model.fit`` (its callbacks, its per-epoch iterators): an
-    epoch of GTZAN's 900 rows takes about 45 ms instead of 115 ms, a third of it Adam's update itself,
-    and tracing plus the first call cost about 0.25 s per fit.
+
+def _trainer(keras: Any, tf: Any, key: tuple[Any, ...], build: Callable[[], Any]) -> _Trainer:
+    """The cached ``_Trainer`` for ``key`` (the network's shape, then the batch size); ``build`` makes the
+    network if there is none yet."""
+    with _TRAINERS_LOCK:
+        if key not in _TRAINERS:
+            _TRAINERS[key] = _Trainer(keras, tf, build(), batch_size=key[-1])
+        _TRAINERS.move_to_end(key)
+        while len(_TRAINERS) > 8:
+            _TRAINERS.popitem(last=False)
+        return _TRAINERS[key]
+
+
+class _Trainer:
+    """A working copy of one network shape, with compiled functions that train and score it.
+
+    ``train_epoch(order, X, y)`` takes an Adam step on each ``batch_size`` rows of ``(X, y)`` in the
+    order ``order`` and returns what ``model.fit`` logs: ``loss`` and ``accuracy`` averaged over the rows
+    as each batch was trained on. ``score(X, y)`` returns the loss and accuracy of the network as it is.
+    Each is one ``tf.function`` for any number of rows (a graph loop over the batches), so Python runs
+    once per epoch instead of several times per batch as in ``model.fit`` (its callbacks, its per-epoch
+    iterators): an epoch of GTZAN's 900 rows takes about 45 ms instead of 115 ms, a third of it Adam's
+    update itself. The functions are traced once per shape, not per fit: a fit ``load``s its freshly
+    initialised network's state into ``model``, trains, and ``store``s the result back, under ``lock``.
     """
-    X_all, y_all = tf.constant(training[0]), tf.constant(training[1], dtype=tf.int32)
-    n_rows = len(training[1])
-    if validation is not None:
-        X_val, y_val = tf.constant(validation[0]), tf.constant(validation[1], dtype=tf.int32)
-    variables = model.trainable_variables
-    adam = _FusedAdam(tf, model.optimizer, variables)
 
-    def scores(y_true: Any, proba: Any) -> tuple[Any, Any]:
-        """Per-row cross-entropy and 0/1 accuracy, as the compiled loss and ``"accuracy"`` compute them."""
-        loss = keras.losses.sparse_categorical_crossentropy(y_true, proba)
-        return loss, keras.metrics.sparse_categorical_accuracy(y_true, proba)
+    def __init__(self, keras: Any, tf: Any, model: Any, batch_size: int) -> None:
+        self.tf, self.model, self.lock = tf, model, threading.Lock()
+        variables = model.trainable_variables
+        self._adam = _FusedAdam(tf, model.optimizer, variables)
+        n_features = model.input_shape[-1]
+        rows = tf.TensorSpec([None], tf.int64)
+        data = [tf.TensorSpec([None, n_features], tf.float32), tf.TensorSpec([None], tf.int32)]
 
-    @tf.function(input_signature=[tf.TensorSpec([n_rows], tf.int64)])
-    def train_epoch(order: Any) -> dict[str, Any]:
-        total_loss, total_correct = tf.constant(0.0), tf.constant(0.0)
-        for start in tf.range(0, n_rows, batch_size):
-            rows = order[start : start + batch_size]
-            x_batch, y_batch = tf.gather(X_all, rows), tf.gather(y_all, rows)
-            with tf.GradientTape() as tape:
-                loss, correct = scores(y_batch, model(x_batch, training=True))
-                mean_loss = tf.reduce_mean(loss)
-            adam.apply(tape.gradient(mean_loss, variables))
-            total_loss += tf.reduce_sum(loss)
-            total_correct += tf.reduce_sum(correct)
-        logs = {"loss": total_loss / n_rows, "accuracy": total_correct / n_rows}
-        if validation is not None:
-            loss, correct = scores(y_val, model(X_val, training=False))
-            logs.update(val_loss=tf.reduce_mean(loss), val_accuracy=tf.reduce_mean(correct))
-        return logs
+        def scores(y_true: Any, proba: Any) -> tuple[Any, Any]:
+            """Per-row cross-entropy and 0/1 accuracy, as the compiled loss and "accuracy" compute them."""
+            loss = keras.losses.sparse_categorical_crossentropy(y_true, proba)
+            return loss, keras.metrics.sparse_categorical_accuracy(y_true, proba)
 
-    return train_epoch
+        @tf.function(input_signature=[rows, *data])
+        def train_epoch(order: Any, X: Any, y: Any) -> dict[str, Any]:
+            n_rows = tf.shape(order, out_type=tf.int64)[0]
+            total_loss, total_correct = tf.constant(0.0), tf.constant(0.0)
+            for start in tf.range(0, n_rows, batch_size):
+                batch = order[start : start + batch_size]
+                x_batch, y_batch = tf.gather(X, batch), tf.gather(y, batch)
+                with tf.GradientTape() as tape:
+                    loss, correct = scores(y_batch, model(x_batch, training=True))
+                    mean_loss = tf.reduce_mean(loss)
+                self._adam.apply(tape.gradient(mean_loss, variables))
+                total_loss += tf.reduce_sum(loss)
+                total_correct += tf.reduce_sum(correct)
+            n_rows = tf.cast(n_rows, tf.float32)
+            return {"loss": total_loss / n_rows, "accuracy": total_correct / n_rows}
+
+        @tf.function(input_signature=data)
+        def score(X: Any, y: Any) -> tuple[Any, Any]:
+            loss, correct = scores(y, model(X, training=False))
+            return tf.reduce_mean(loss), tf.reduce_mean(correct)
+
+        self.train_epoch, self.score = train_epoch, score
+
+    def load(self, model: Any) -> None:
+        """Start from ``model``'s state (weights, dropout seeds, learning rate) with a fresh Adam."""
+        for mine, theirs in zip(self.model.variables, model.variables, strict=True):
+            mine.assign(theirs)
+        self._adam.reset(float(model.optimizer.learning_rate.numpy()))
+
+    def store(self, model: Any) -> None:
+        """Copy the trained state, Adam's included, into ``model``."""
+        for mine, theirs in zip(self.model.variables, model.variables, strict=True):
+            theirs.assign(mine)
+        self._adam.copy_to(model.optimizer, model.trainable_variables)
 
 
 class _FusedAdam:
@@ -532,10 +585,10 @@ class _FusedAdam:
 
     Same arithmetic (``m += (g - m)(1 - beta_1)``, ``v += (g**2 - v)(1 - beta_2)``,
     ``w -= lr sqrt(1 - beta_2**t) / (1 - beta_1**t) m / (sqrt(v) + epsilon)``), same hyperparameters and the
-    optimizer's own state (``iterations`` and its moment slots), so the fitted model holds a built Adam as
-    after ``model.fit``, pickles without warnings and could train on. But one kernel per tensor instead of
-    about ten ops saves about 0.2 s of tracing per fit, and on its own runs twice as fast (14 ms instead
-    of 31 ms for an epoch's 26 updates of the default network's 360k weights).
+    optimizer's own state (``iterations`` and its moment slots); ``copy_to`` hands that state to the fitted
+    model's Adam, which then holds what ``model.fit`` would leave (it pickles without warnings and could
+    train on). But one kernel per tensor instead of about ten ops traces 0.2 s faster and on its own runs
+    twice as fast (14 ms instead of 31 ms for an epoch's 26 updates of the default network's 360k weights).
     """
 
     def __init__(self, tf: Any, optimizer: Any, variables: list[Any]) -> None:
@@ -547,6 +600,23 @@ class _FusedAdam:
         self._moments = list(zip(optimizer._momentums, optimizer._velocities, strict=True))
         self._beta1, self._beta2 = tf.constant(optimizer.beta_1), tf.constant(optimizer.beta_2)
         self._epsilon = tf.constant(optimizer.epsilon)
+
+    def reset(self, learning_rate: float) -> None:
+        """Back to step 0 with zero moments, at ``learning_rate``."""
+        self._optimizer.iterations.assign(0)
+        self._optimizer.learning_rate.assign(learning_rate)
+        for m, v in self._moments:
+            m.assign(self._tf.zeros_like(m))
+            v.assign(self._tf.zeros_like(v))
+
+    def copy_to(self, optimizer: Any, variables: list[Any]) -> None:
+        """Give ``optimizer``, an Adam for ``variables`` (shaped as this one's), this one's state."""
+        optimizer.build(variables)
+        optimizer.iterations.assign(self._optimizer.iterations)
+        theirs = zip(optimizer._momentums, optimizer._velocities, strict=True)
+        for (m, v), (their_m, their_v) in zip(self._moments, theirs, strict=True):
+            their_m.assign(m)
+            their_v.assign(v)
 
     def apply(self, gradients: list[Any]) -> None:
         """One Adam step of every variable along its gradient (call inside a ``tf.function``)."""
@@ -616,18 +686,6 @@ def _stderr_without(noise: tuple[bytes, ...]) -> Iterator[None]:
             kept = b"".join(line for line in lines if not any(part in line for part in noise))
             if kept:
                 os.write(2, kept)
-
-
-@contextmanager
-def _seeded(keras: Any, seed: int) -> Iterator[None]:
-    """Seed Keras and TensorFlow for one fit, leaving Python's and NumPy's global generators as they were."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    keras.utils.set_random_seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
 
 
 #: String aliases a configuration may use for callable parameter values, by (estimator class, parameter):
