@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import connected_components
 from genre.errors import DataError
 from genre.schema import FEATURE_COLUMNS, ID_COLUMNS, LABEL_COLUMN, WINDOW_SAMPLES
 
-__all__ = ["Dataset", "load_csv", "from_frame", "track_id", "load_data", "EMBEDDED"]
+__all__ = ["EMBEDDED", "Dataset", "embedded_audio", "from_frame", "load_csv", "load_data", "track_id"]
 
 log = logging.getLogger(__name__)
 
@@ -194,11 +194,10 @@ def load_data(spec: str | Path, *, windows: bool = True, seed: int = 0, n_jobs: 
     ``seed`` only matters for the embedded dataset.
     """
     # Imported here: extraction pulls in librosa, which a CSV-only run never needs.
-    from genre.extraction import default_cache_dir, extract_paths
-    from genre.synthetic import generate_dataset
+    from genre.extraction import extract_paths
 
     if str(spec) == EMBEDDED:
-        root = generate_dataset(default_cache_dir() / "embedded" / f"seed{seed}", seed=seed)
+        root = embedded_audio(seed)
         result = extract_paths([root], windows=windows, n_jobs=n_jobs)
         result.raise_if_empty()
         return from_frame(result.features, source=str(root), name=f"{EMBEDDED}-seed{seed}", windowed=windows)
@@ -211,6 +210,14 @@ def load_data(spec: str | Path, *, windows: bool = True, seed: int = 0, n_jobs: 
     if path.suffix.lower() == ".csv" or path.is_file():
         return load_csv(path)
     raise DataError(f"{spec}: neither {EMBEDDED!r}, a CSV file, nor a folder of audio")
+
+
+def embedded_audio(seed: int = 0) -> Path:
+    """The embedded audio set for ``seed``, generated into the cache on first use (a no-op after)."""
+    from genre.extraction import default_cache_dir
+    from genre.synthetic import generate_dataset
+
+    return generate_dataset(default_cache_dir() / "embedded" / f"seed{seed}", seed=seed)
 
 
 def _check_columns(raw: pd.DataFrame, source: str) -> None:

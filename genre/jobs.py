@@ -16,9 +16,9 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from genre.data import EMBEDDED, Dataset, from_frame, load_data
+from genre.data import EMBEDDED, Dataset, embedded_audio, from_frame, load_data
 from genre.errors import ConfigError, DataError
-from genre.extraction import ExtractionResult, default_cache_dir, extract_paths
+from genre.extraction import ExtractionResult, extract_paths
 from genre.models import MODEL_NAMES, make_model
 from genre.reports import markdown_table
 from genre.splits import PROTOCOLS
@@ -33,14 +33,7 @@ EXPERIMENT = "genre"
 
 def resolve_audio_paths(paths: Sequence[str | Path], *, seed: int = 0) -> list[Path]:
     """Audio files/folders to extract; ``"embedded"`` stands for the generated default audio set."""
-    from genre.synthetic import generate_dataset
-
-    return [
-        generate_dataset(default_cache_dir() / "embedded" / f"seed{seed}", seed=seed)
-        if str(path) == EMBEDDED
-        else Path(path)
-        for path in paths
-    ]
+    return [embedded_audio(seed) if str(path) == EMBEDDED else Path(path) for path in paths]
 
 
 def extract_job(
