@@ -70,6 +70,9 @@ class Evaluation:
         of every row (``grouped``).
     train_rows : numpy.ndarray
         Rows the final model is trained on: the 80 % (``seed``) or everything (``grouped``).
+    fitted : Pipeline or None
+        The ``seed`` protocol's model, already fitted on ``train_rows`` to score the test; callers
+        reuse it as the final model instead of fitting the same thing twice. None for ``grouped``.
     """
 
     protocol: str
@@ -78,6 +81,7 @@ class Evaluation:
     y_true: np.ndarray
     y_pred: np.ndarray
     train_rows: np.ndarray
+    fitted: Pipeline | None = None
 
     def summary(self) -> dict[str, float]:
         """``cv_<score>_mean`` / ``_std`` over folds and ``test_<score>``: the run's headline metrics."""
@@ -111,7 +115,7 @@ def evaluate(
     test = dataset.subset(test_rows)
     fitted = fit_model(model, train)
     predicted, test_scores = _score_fold(fitted, test)
-    return Evaluation(protocol, fold_scores, test_scores, test.y, predicted, train_rows)
+    return Evaluation(protocol, fold_scores, test_scores, test.y, predicted, train_rows, fitted)
 
 
 def fit_model(model: Pipeline, dataset: Dataset) -> Pipeline:

@@ -103,7 +103,7 @@ def train_run(
         _log_evaluation(evaluation, dataset, title=f"{model_name} ({protocol})")
 
         train = dataset.subset(evaluation.train_rows)
-        fitted = fit_model(model, train)
+        fitted = evaluation.fitted if evaluation.fitted is not None else fit_model(model, train)
         _log_history(fitted, model_name)
         if log_model:
             _log_fitted(fitted, train)
