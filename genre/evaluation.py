@@ -24,8 +24,7 @@ from sklearn.model_selection import StratifiedGroupKFold, check_cv
 from sklearn.pipeline import Pipeline
 
 from genre.data import Dataset
-from genre.errors import ConfigError
-from genre.splits import PROTOCOLS, grouped_folds, row_folds, seed_split
+from genre.splits import check_protocols, grouped_folds, row_folds, seed_split
 
 __all__ = ["SCORES", "Evaluation", "evaluate", "fit_model", "score", "track_accuracy"]
 
@@ -102,8 +101,7 @@ def evaluate(
     Every fold fits a fresh clone, so scaling and everything else inside the model's pipeline is
     learned on training rows only.
     """
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    check_protocols([protocol])
     if protocol == "grouped":
         folds = grouped_folds(dataset, n_splits=n_splits, seed=seed)
         fold_scores, oof = _cross_validate(model, dataset, folds)

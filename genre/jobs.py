@@ -17,11 +17,11 @@ import mlflow
 import pandas as pd
 
 from genre.data import EMBEDDED, Dataset, embedded_audio, from_frame, load_data
-from genre.errors import ConfigError, DataError
+from genre.errors import DataError
 from genre.extraction import ExtractionResult, extract_paths
 from genre.models import MODEL_NAMES, make_model
 from genre.reports import markdown_table
-from genre.splits import PROTOCOLS
+from genre.splits import check_protocols
 from genre.tracking import configure_tracking, log_dataset
 from genre.training import TrainResult, train_run
 
@@ -127,7 +127,7 @@ def train_job(
     impossible value fails at once with a ``ConfigError``.
     """
     make_model(model_name, params, random_state=seed)
-    _check_protocols([protocol])
+    check_protocols([protocol])
     configure_tracking(EXPERIMENT)
     dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
     return train_run(model_name, dataset, params=params, protocol=protocol, n_splits=n_splits, seed=seed)
@@ -152,7 +152,7 @@ def main_job(
     """
     for name in models:
         make_model(name, random_state=seed)
-    _check_protocols(protocols)
+    check_protocols(protocols)
     configure_tracking(EXPERIMENT)
     dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
     rows = []
@@ -196,9 +196,3 @@ def _comparison_row(result: TrainResult, dataset: Dataset, seconds: float) -> di
     row["seconds"] = seconds
     row["run_id"] = result.run_id
     return row
-
-
-def _check_protocols(protocols: Sequence[str]) -> None:
-    unknown = [p for p in protocols if p not in PROTOCOLS]
-    if unknown or not protocols:
-        raise ConfigError(f"unknown protocol(s) {unknown or protocols}; choose from: {', '.join(PROTOCOLS)}")

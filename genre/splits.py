@@ -9,6 +9,8 @@ repeats, see ``genre.data``), so no track is ever on both sides.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
@@ -16,7 +18,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train
 from genre.data import Dataset
 from genre.errors import ConfigError
 
-__all__ = ["PROTOCOLS", "seed_split", "grouped_folds", "row_folds"]
+__all__ = ["PROTOCOLS", "check_protocols", "grouped_folds", "row_folds", "seed_split"]
 
 #: Protocol names as they appear in run parameters and tags, with what each one measures.
 PROTOCOLS: dict[str, str] = {
@@ -25,6 +27,13 @@ PROTOCOLS: dict[str, str] = {
 }
 
 Split = tuple[np.ndarray, np.ndarray]
+
+
+def check_protocols(protocols: Sequence[str]) -> None:
+    """Raise ``ConfigError`` unless ``protocols`` is a non-empty list of names from ``PROTOCOLS``."""
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown or not protocols:
+        raise ConfigError(f"unknown protocol(s) {unknown or protocols}; choose from: {', '.join(PROTOCOLS)}")
 
 
 def seed_split(dataset: Dataset, *, test_size: float = 0.2, seed: int = 0) -> Split:

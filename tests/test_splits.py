@@ -7,7 +7,7 @@ import pytest
 
 from genre.data import load_csv
 from genre.errors import ConfigError
-from genre.splits import grouped_folds, row_folds, seed_split
+from genre.splits import check_protocols, grouped_folds, row_folds, seed_split
 from tests.conftest import GTZAN_3_SUBSET, GTZAN_30, require
 
 
@@ -82,3 +82,11 @@ def test_too_many_folds_is_a_clear_error(windows):
         grouped_folds(windows, n_splits=1)
     with pytest.raises(ConfigError, match="test_size"):
         seed_split(windows, test_size=1.5)
+
+
+def test_unknown_or_empty_protocols_are_refused():
+    check_protocols(["grouped", "seed"])
+    with pytest.raises(ConfigError, match=r"unknown protocol\(s\) \['random'\]; choose from: seed, grouped"):
+        check_protocols(["grouped", "random"])
+    with pytest.raises(ConfigError, match="unknown protocol"):
+        check_protocols([])
