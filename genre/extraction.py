@@ -172,8 +172,8 @@ def _check_unique_names(files: list[Path]) -> None:
 
 def _extract_or_report(extract_file, path: Path, windows: bool) -> tuple[list[dict], dict | None]:
     """Run one file; turn any failure into a report row so the batch carries on."""
-    stat = path.stat()
     try:
+        stat = path.stat()
         return extract_file(str(path), stat.st_size, stat.st_mtime_ns, windows, _EXTRACTOR_DIGEST), None
     except AudioError as exc:
         return [], {"path": str(path), "kind": exc.kind, "message": str(exc)}
