@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import yaml
 
 from genre.errors import GenreError
+
+if TYPE_CHECKING:
+    from genre.tuning import SearchResult
 
 __all__ = ["main", "COMMANDS"]
 
@@ -124,12 +130,12 @@ def _extract(args: argparse.Namespace) -> int:
 # --- train / main ---------------------------------------------------------------------------------
 
 
-def _add_data(parser: argparse.ArgumentParser) -> None:
+def _add_data(parser: argparse.ArgumentParser, *, folds: int = 10) -> None:
     parser.add_argument(
         "--data", default="embedded", help="'embedded', a GTZAN-schema CSV or an audio folder"
     )
     parser.add_argument("--seed", type=_int, default=0, help="seed of splits, network and embedded data")
-    parser.add_argument("--folds", type=_int, default=10, help="cross-validation folds")
+    parser.add_argument("--folds", type=_int, default=folds, help="cross-validation folds")
     _add_windows(parser, default=True)
     _add_jobs(parser)
 
@@ -152,8 +158,9 @@ def _param(text: str) -> tuple[str, object]:
     return name.strip(), _value(value)
 
 
-def _train_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="knn, svm, nn or stacking")
+def _train_parser(parser: argparse.ArgumentParser, *, with_model: bool = True) -> None:
+    if with_model:
+        parser.add_argument("model", help="knn, svm, nn or stacking")
     parser.add_argument("--protocol", default="grouped", help="grouped (honest) or seed (random row split)")
     parser.add_argument(
         "--set",
@@ -210,6 +217,123 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- tune-grid / tune-optuna / tune-stacking ------------------------------------------------------
+
+
+def _add_search(parser: argparse.ArgumentParser, kind: str) -> None:
+    parser.add_argument("config", help=f"a YAML file, or a name in experiments/{kind}/ (knn, svm, nn)")
+    parser.add_argument(
+        "--outer-folds",
+        type=_int,
+        default=0,
+        help="also score the whole search by nested CV with this many outer folds (0: off)",
+    )
+    _add_data(parser, folds=5)
+
+
+def _tune_grid_parser(parser: argparse.ArgumentParser) -> None:
+    _add_search(parser, "grid")
+
+
+def _tune_grid(args: argparse.Namespace) -> int:
+    from genre.jobs import tune_grid_job
+
+    result = tune_grid_job(
+        args.config,
+        args.data,
+        n_splits=args.folds,
+        outer_splits=args.outer_folds,
+        seed=args.seed,
+        windows=args.windows,
+        n_jobs=args.jobs,
+    )
+    _print_search(result)
+    return 0
+
+
+def _optional_float(text: str) -> float | None:
+    """A number, or nothing for ``0``, ``none`` or an empty string (MLproject cannot pass a null)."""
+    if text.strip().lower() in {"", "0", "0.0", "none", "null"}:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds or none, got {text!r}") from None
+
+
+def _tune_optuna_parser(parser: argparse.ArgumentParser) -> None:
+    _add_search(parser, "optuna")
+    parser.add_argument("--trials", type=_int, default=20, help="finished trials the study should hold")
+    parser.add_argument("--timeout", type=_optional_float, default=None, help="seconds (none: no limit)")
+    parser.add_argument(
+        "--storage",
+        default="sqlite:///optuna.db",
+        help="SQLAlchemy URL of the study's database, shared by workers; 'memory' for none",
+    )
+    parser.add_argument(
+        "--study-name",
+        default="auto",
+        help="auto: the model and a fingerprint of config, data, folds and seed",
+    )
+
+
+def _tune_optuna(args: argparse.Namespace) -> int:
+    from genre.jobs import tune_optuna_job
+
+    result = tune_optuna_job(
+        args.config,
+        args.data,
+        n_trials=args.trials,
+        timeout=args.timeout,
+        storage=None if args.storage in {"", "memory"} else args.storage,
+        study_name=None if args.study_name in {"", "auto"} else args.study_name,
+        n_splits=args.folds,
+        outer_splits=args.outer_folds,
+        seed=args.seed,
+        windows=args.windows,
+        n_jobs=args.jobs,
+    )
+    _print_search(result)
+    return 0
+
+
+def _print_search(result: SearchResult) -> None:
+    print(f"run {result.run_id}: best mean CV score {result.best_score:.4f} (the search's own, optimistic)")
+    for name, value in result.best_params.items():
+        print(f"  {name} = {getattr(value, '__name__', value)}")
+
+
+def _tune_stacking_parser(parser: argparse.ArgumentParser) -> None:
+    for base in ("knn", "svm", "nn"):
+        parser.add_argument(
+            f"--{base}-run",
+            default="best",
+            help=f"tuning run whose best {base} parameters to use: a run id, 'best' or 'default'",
+        )
+    parser.add_argument("--metric", default="best_cv_accuracy", help="what 'best' maximises")
+    _train_parser(parser, with_model=False)
+
+
+def _tune_stacking(args: argparse.Namespace) -> int:
+    from genre.jobs import tune_stacking_job
+
+    result = tune_stacking_job(
+        args.data,
+        sources={"knn": args.knn_run, "svm": args.svm_run, "nn": args.nn_run},
+        metric=args.metric,
+        params=dict(args.params),
+        protocol=args.protocol,
+        n_splits=args.folds,
+        seed=args.seed,
+        windows=args.windows,
+        n_jobs=args.jobs,
+    )
+    print(f"run {result.run_id}: tuned stacking ({args.protocol})")
+    for name, value in result.evaluation.summary().items():
+        print(f"  {name:28s} {value:.4f}")
+    return 0
+
+
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
@@ -225,6 +349,17 @@ COMMANDS: dict[
         "every model under both protocols in one parent run, with a comparison table",
         _main_parser,
         _main,
+    ),
+    "tune-grid": (
+        "exhaustive grid search (GridSearchCV), a child run per candidate",
+        _tune_grid_parser,
+        _tune_grid,
+    ),
+    "tune-optuna": ("Optuna study (TPE, pruning), a child run per trial", _tune_optuna_parser, _tune_optuna),
+    "tune-stacking": (
+        "the stack built from the best parameters of earlier tuning runs",
+        _tune_stacking_parser,
+        _tune_stacking,
     ),
 }
 
@@ -246,18 +381,25 @@ def _leftover_params(parser: argparse.ArgumentParser, extra: list[str]) -> list[
     return [(flag[2:], _value(value)) for flag, value in zip(extra[::2], extra[1::2], strict=True)]
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (``kill``, or ``mlflow run`` stopping its command) stops a job as Ctrl-C does, so runs
+    are closed as KILLED and finished work is kept, instead of the process vanishing mid-write."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``genre`` with ``argv``; return the exit status (0 ok, 1 nothing done, 2 bad input/usage)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if args.command != "train":
+        if args.command not in {"train", "tune-stacking"}:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         # MLflow passes a -P parameter that MLproject does not declare as "--name value".
         args.params += _leftover_params(parser, extra)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.run(args)
     except GenreError as exc:
@@ -266,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genre: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

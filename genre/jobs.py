@@ -17,15 +17,26 @@ import mlflow
 import pandas as pd
 
 from genre.data import EMBEDDED, Dataset, embedded_audio, from_frame, load_data
-from genre.errors import DataError
+from genre.errors import ConfigError, DataError
+from genre.experiments import load_search_config
 from genre.extraction import ExtractionResult, extract_paths
 from genre.models import MODEL_NAMES, make_model
 from genre.reports import markdown_table
 from genre.splits import check_protocols
 from genre.tracking import configure_tracking, log_dataset
 from genre.training import TrainResult, train_run
+from genre.tuning import SearchResult, tune_grid_run, tune_optuna_run, tuned_stack_params
 
-__all__ = ["EXPERIMENT", "extract_job", "main_job", "resolve_audio_paths", "train_job"]
+__all__ = [
+    "EXPERIMENT",
+    "extract_job",
+    "main_job",
+    "resolve_audio_paths",
+    "train_job",
+    "tune_grid_job",
+    "tune_optuna_job",
+    "tune_stacking_job",
+]
 
 #: The experiment runs go to when neither ``mlflow run`` nor the environment chose one.
 EXPERIMENT = "genre"
@@ -196,3 +207,113 @@ def _comparison_row(result: TrainResult, dataset: Dataset, seconds: float) -> di
     row["seconds"] = seconds
     row["run_id"] = result.run_id
     return row
+
+
+def tune_grid_job(
+    config: str | Path,
+    data: str = EMBEDDED,
+    *,
+    n_splits: int = 5,
+    outer_splits: int = 0,
+    seed: int = 0,
+    windows: bool = True,
+    n_jobs: int = 1,
+) -> SearchResult:
+    """The ``tune_grid`` entry point: an exhaustive search over ``config``'s grid (see ``genre.tuning``).
+
+    The configuration is read and validated before the data is loaded.
+    """
+    search = load_search_config(config, "grid")
+    _check_folds(n_splits, outer_splits)
+    configure_tracking(EXPERIMENT)
+    dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
+    return tune_grid_run(
+        search, dataset, n_splits=n_splits, outer_splits=outer_splits, seed=seed, n_jobs=n_jobs
+    )
+
+
+def tune_optuna_job(
+    config: str | Path,
+    data: str = EMBEDDED,
+    *,
+    n_trials: int = 20,
+    timeout: float | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    n_splits: int = 5,
+    outer_splits: int = 0,
+    seed: int = 0,
+    windows: bool = True,
+    n_jobs: int = 1,
+) -> SearchResult:
+    """The ``tune_optuna`` entry point: an Optuna study over ``config``'s space (see ``genre.tuning``).
+
+    ``n_trials`` is the study's total: rerunning the same command on persistent ``storage`` resumes
+    the study and runs only the trials still missing.
+    """
+    search = load_search_config(config, "optuna")
+    _check_folds(n_splits, outer_splits)
+    if n_trials < 1:
+        raise ConfigError(f"n_trials must be at least 1, got {n_trials}")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout}")
+    configure_tracking(EXPERIMENT)
+    dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
+    return tune_optuna_run(
+        search,
+        dataset,
+        n_trials=n_trials,
+        timeout=timeout,
+        storage=storage,
+        study_name=study_name,
+        n_splits=n_splits,
+        outer_splits=outer_splits,
+        seed=seed,
+        n_jobs=n_jobs,
+    )
+
+
+def tune_stacking_job(
+    data: str = EMBEDDED,
+    *,
+    sources: Mapping[str, str] | None = None,
+    metric: str = "best_cv_accuracy",
+    params: Mapping[str, Any] | None = None,
+    protocol: str = "grouped",
+    n_splits: int = 10,
+    seed: int = 0,
+    windows: bool = True,
+    n_jobs: int = 1,
+) -> TrainResult:
+    """The ``tune_stacking`` entry point: the stack built from earlier tuning runs' best parameters.
+
+    ``sources`` maps ``knn``/``svm``/``nn`` to a run id, ``"best"`` or ``"default"`` (see
+    ``tuning.tuned_stack_params``); ``params`` adds or overrides stacking parameters such as
+    ``final_estimator__C``. The run is an ordinary ``stacking`` training run plus its provenance:
+    tags ``genre.source.<base>`` with the run ids and ``stack_sources.json``.
+    """
+    check_protocols([protocol])
+    configure_tracking(EXPERIMENT)
+    tuned, provenance = tuned_stack_params(sources or {}, metric=metric)
+    stack_params = {**tuned, **dict(params or {})}
+    make_model("stacking", stack_params, random_state=seed)
+    dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
+    tags = {f"genre.source.{base}": entry["run_id"] or "default" for base, entry in provenance.items()}
+    tags["genre.job"] = "tune_stacking"
+    return train_run(
+        "stacking",
+        dataset,
+        params=stack_params,
+        protocol=protocol,
+        n_splits=n_splits,
+        seed=seed,
+        tags=tags,
+        documents={"stack_sources.json": provenance},
+    )
+
+
+def _check_folds(n_splits: int, outer_splits: int) -> None:
+    if n_splits < 2:
+        raise ConfigError(f"folds must be at least 2, got {n_splits}")
+    if outer_splits and outer_splits < 2:
+        raise ConfigError(f"outer folds must be 0 (no nested CV) or at least 2, got {outer_splits}")

@@ -62,6 +62,7 @@ from genre.errors import ConfigError
 __all__ = [
     "MODEL_NAMES",
     "make_model",
+    "check_params",
     "inverse_square",
     "KNNClassifier",
     "CalibratedSVC",
@@ -794,6 +795,27 @@ def make_model(name: str, params: Mapping[str, Any] | None = None, *, random_sta
     estimator = _BUILDERS[name](random_state)
     estimator.set_params(**_checked_params(name, estimator, params or {}))
     return Pipeline([("scale", StandardScaler()), (name, estimator)])
+
+
+def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` for model ``name``, validated as ``make_model`` does, with string aliases resolved.
+
+    What a search hands to ``GridSearchCV`` or ``set_params``: a YAML grid can only say
+    ``weights: inverse_square``, the estimator needs the function.
+
+    Raises
+    ------
+    ConfigError
+        Unknown model name or parameter, or a value the parameter cannot take.
+
+    Examples
+    --------
+    >>> check_params("knn", {"weights": "inverse_square"})["weights"].__name__
+    'inverse_square'
+    """
+    if name not in _BUILDERS:
+        raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    return _checked_params(name, _BUILDERS[name](0), params)
 
 
 def _checked_params(name: str, estimator: BaseEstimator, params: Mapping[str, Any]) -> dict[str, Any]:

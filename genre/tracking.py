@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
 from mlflow.data.pandas_dataset import from_pandas
+from mlflow.entities import RunStatus
 
 from genre.data import Dataset
 
-__all__ = ["DEFAULT_TRACKING_URI", "configure_tracking", "log_dataset"]
+__all__ = ["DEFAULT_TRACKING_URI", "configure_tracking", "log_dataset", "tracked_run"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -55,3 +58,23 @@ def log_dataset(dataset: Dataset, *, context: str = "training") -> None:
         )
     mlflow.log_input(logged, context=context)
     mlflow.log_params(dataset.summary())
+
+
+@contextmanager
+def tracked_run(**kwargs: object) -> Iterator[mlflow.ActiveRun]:
+    """``mlflow.start_run(**kwargs)`` that ends an interrupted run as KILLED rather than FAILED.
+
+    ``mlflow.start_run`` marks every exception FAILED; a search stopped by Ctrl-C or ``kill`` (the CLI
+    turns SIGTERM into ``KeyboardInterrupt``) was killed, and the UI should say so. Children finished
+    before the interruption keep their FINISHED status.
+    """
+    run = mlflow.start_run(**kwargs)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    mlflow.end_run()

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 import mlflow
@@ -31,7 +32,7 @@ from genre.evaluation import Evaluation, evaluate, fit_model
 from genre.splits import PROTOCOLS
 from genre.tracking import log_dataset
 
-__all__ = ["TrainResult", "train_run", "model_params"]
+__all__ = ["TrainResult", "train_run", "model_params", "log_fitted"]
 
 #: Requirements written with every logged model: explicit, because letting MLflow infer them imports
 #: TensorFlow and takes ~17 s (stack-facts.md).
@@ -58,12 +59,16 @@ def model_params(model: Pipeline) -> dict[str, Any]:
     """The estimator's effective hyperparameters as loggable scalars, prefixed ``model.``.
 
     Nested estimators are expanded by scikit-learn's ``get_params(deep=True)``; estimator objects
-    themselves (not loggable) are skipped, their parameters are listed individually.
+    themselves (not loggable) are skipped, their parameters are listed individually. A function value
+    (``weights=inverse_square``) is logged by its name, the name a configuration uses for it.
     """
     params = model.get_params(deep=True)
+    loggable = {
+        key: value.__name__ if isinstance(value, FunctionType) else value for key, value in params.items()
+    }
     return {
         f"model.{key}": value
-        for key, value in sorted(params.items())
+        for key, value in sorted(loggable.items())
         if value is None or isinstance(value, (str, int, float, bool))
     }
 
@@ -77,11 +82,15 @@ def train_run(
     n_splits: int = 10,
     seed: int = 0,
     log_model: bool = True,
+    tags: Mapping[str, str] | None = None,
+    documents: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Evaluate ``model_name`` on ``dataset`` under ``protocol``, fit it on all training rows, log it.
 
     Opens a run (nested under the active one, if any). The model and its parameters are validated
-    before any training, so a bad option fails in a second with a ``ConfigError``.
+    before any training, so a bad option fails in a second with a ``ConfigError``. ``tags`` are added
+    to the run's, and each of ``documents`` (file name -> JSON-able value) is logged as a JSON
+    artifact: how callers record where a model's parameters came from.
     """
     model = models.make_model(model_name, dict(params or {}), random_state=seed)
     with mlflow.start_run(run_name=f"{model_name}-{protocol}", nested=mlflow.active_run() is not None) as run:
@@ -97,6 +106,9 @@ def train_run(
             {"model.name": model_name, "cv.protocol": protocol, "cv.seed": seed, "cv.folds": n_splits}
         )
         mlflow.log_params(model_params(model))
+        mlflow.set_tags(dict(tags or {}))
+        for name, document in (documents or {}).items():
+            mlflow.log_dict(document, name)
         log_dataset(dataset)
 
         evaluation = evaluate(model, dataset, protocol, n_splits=n_splits, seed=seed)
@@ -106,7 +118,7 @@ def train_run(
         fitted = evaluation.fitted if evaluation.fitted is not None else fit_model(model, train)
         _log_history(fitted, model_name)
         if log_model:
-            _log_fitted(fitted, train)
+            log_fitted(fitted, train)
     return TrainResult(run.info.run_id, model_name, evaluation, fitted)
 
 
@@ -149,7 +161,8 @@ def _log_history(fitted: Pipeline, model_name: str) -> None:
         mlflow.log_artifact(str(path))
 
 
-def _log_fitted(fitted: Pipeline, train: Dataset) -> None:
+def log_fitted(fitted: Pipeline, train: Dataset) -> None:
+    """Log ``fitted`` as the run's ``model``, with a signature and an input example from ``train``."""
     example = train.X.head(5)
     signature = infer_signature(example, fitted.predict(example))
     mlflow.sklearn.log_model(

@@ -1,0 +1,797 @@
+"""Hyperparameter search, recorded in MLflow: exhaustive grids, Optuna studies, and nested CV.
+
+Both strategies read a validated :class:`genre.experiments.SearchConfig` and score candidates with the
+same track-grouped folds (``splits.grouped_folds``), so a search never picks hyperparameters on
+windows of tracks it also trains on. Each search is one parent run with a nested child per grid
+candidate or Optuna trial; a child is logged as soon as it is scored, so an interrupted search keeps
+everything it finished, and the parent is marked KILLED (Ctrl-C, ``kill``) or FAILED.
+
+The parent logs the best parameters (``best.<name>``), the search's best mean score
+(``best_cv_<scoring>``), the full results as ``cv_results.csv``, plots, and the best model refitted on
+all rows. That best score is the search's own selection score: optimistic, since the same folds chose
+the winner. :func:`nested_cv` measures what a search is worth on unseen tracks: the search runs inside
+each outer fold and the winner is scored on that fold's held-out tracks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FunctionType
+from typing import Any
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import GridSearchCV, ParameterGrid
+from sklearn.pipeline import Pipeline
+
+from genre import reports
+from genre.data import Dataset
+from genre.errors import ConfigError
+from genre.evaluation import SCORES, fit_model, score
+from genre.experiments import SearchConfig, suggest
+from genre.models import check_params, make_model
+from genre.splits import grouped_folds
+from genre.tracking import log_dataset, tracked_run
+from genre.training import log_fitted
+
+__all__ = [
+    "LiveGridSearchCV",
+    "SearchResult",
+    "grid_search",
+    "nested_cv",
+    "search_builder",
+    "STACK_BASES",
+    "best_tuning_run",
+    "open_study",
+    "optimize",
+    "tune_grid_run",
+    "tune_optuna_run",
+    "tuned_stack_params",
+]
+
+#: Optuna trial states that count towards a study's ``n_trials`` (a failed trial is retried).
+_FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A finished search: its parent run, the winner, and one row per candidate or trial."""
+
+    run_id: str | None
+    best_params: dict[str, Any]
+    best_score: float
+    table: pd.DataFrame
+
+
+def plain(value: Any) -> Any:
+    """A parameter value as configurations and run params spell it (a function by its name)."""
+    return value.__name__ if isinstance(value, FunctionType) else value
+
+
+def _check_searchable(config: SearchConfig, dataset: Dataset) -> None:
+    if config.model == "stacking" and dataset.windowed:
+        # GridSearchCV and the trial loop call fit() directly, so the stack's inner folds would be
+        # row-wise over windows and its meta-learner would learn from leaky out-of-fold predictions.
+        raise ConfigError(
+            f"{config.path}: model: searching the stack's own parameters on windowed data would train its "
+            "meta-learner on windows of tracks it has seen; tune the base models and build the stack "
+            "from their best runs (tune_stacking), or search on one row per track (--windows false)"
+        )
+
+
+# --- exhaustive grid --------------------------------------------------------------------------------
+
+
+class LiveGridSearchCV(GridSearchCV):
+    """``GridSearchCV`` that scores one candidate at a time and reports each as soon as it is scored.
+
+    ``GridSearchCV`` returns only when the whole grid is done, so an interrupted search would leave
+    nothing behind. ``_run_search`` is scikit-learn's extension point for the order in which
+    candidates are evaluated (``HalvingGridSearchCV`` overrides it too); here it feeds the grid one
+    candidate at a time and calls ``on_candidate(index, results)`` after each, ``results`` being the
+    ``cv_results_`` of everything scored so far. ``n_jobs`` still runs a candidate's folds in
+    parallel.
+
+    Parameters
+    ----------
+    on_candidate : callable or None, default=None
+        Called as ``on_candidate(index, results)``. Every other parameter is ``GridSearchCV``'s.
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        param_grid: Any,
+        *,
+        scoring: Any = None,
+        n_jobs: int | None = None,
+        refit: bool = True,
+        cv: Any = None,
+        verbose: int = 0,
+        pre_dispatch: str = "2*n_jobs",
+        error_score: Any = np.nan,
+        return_train_score: bool = False,
+        on_candidate: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> None:
+        super().__init__(
+            estimator,
+            param_grid,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.on_candidate = on_candidate
+
+    def _run_search(self, evaluate_candidates: Callable[..., dict[str, Any]]) -> None:
+        for candidate in ParameterGrid(self.param_grid):
+            results = evaluate_candidates([candidate])
+            if self.on_candidate is not None:
+                self.on_candidate(len(results["params"]) - 1, results)
+
+
+def grid_search(
+    config: SearchConfig,
+    dataset: Dataset,
+    *,
+    n_splits: int = 5,
+    seed: int = 0,
+    n_jobs: int = 1,
+    on_candidate: Callable[[int, dict[str, Any]], None] | None = None,
+) -> LiveGridSearchCV:
+    """Score every candidate of ``config``'s grid with track-grouped ``n_splits``-fold CV.
+
+    The search is not refitted (callers fit the winner with ``evaluation.fit_model``, which keeps a
+    stack's inner folds track-grouped). A candidate that fails to fit scores NaN and the search goes on.
+    """
+    _check_searchable(config, dataset)
+    estimator = make_model(config.model, config.fixed, random_state=seed)
+    grid = [
+        {
+            f"{config.model}__{name}": [check_params(config.model, {name: v})[name] for v in values]
+            for name, values in one.items()
+        }
+        for one in config.grid
+    ]
+    search = LiveGridSearchCV(
+        estimator,
+        grid,
+        scoring=config.scoring,
+        cv=grouped_folds(dataset, n_splits=n_splits, seed=seed),
+        refit=False,
+        n_jobs=n_jobs,
+        on_candidate=on_candidate,
+    )
+    return search.fit(dataset.X, dataset.y)
+
+
+def _candidate_params(config: SearchConfig, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``cv_results_`` params dict in the configuration's names and spellings."""
+    return {key.removeprefix(f"{config.model}__"): plain(value) for key, value in raw.items()}
+
+
+def tune_grid_run(
+    config: SearchConfig,
+    dataset: Dataset,
+    *,
+    n_splits: int = 5,
+    seed: int = 0,
+    n_jobs: int = 1,
+    log_model: bool = True,
+    outer_splits: int = 0,
+) -> SearchResult:
+    """``tune_grid``: the grid search as a parent run, with a nested child run per candidate.
+
+    With ``outer_splits`` (>= 2) the parent also records the nested CV of the whole search
+    (``nested_cv_<score>``): the honest estimate of what the tuned model scores on unseen tracks.
+    """
+    _check_searchable(config, dataset)
+    metric = f"cv_{config.scoring}"
+    with tracked_run(run_name=f"tune_grid-{config.model}", nested=mlflow.active_run() is not None) as parent:
+        _log_search_header(config, dataset, "grid", n_splits=n_splits, seed=seed)
+        mlflow.log_param("tune.candidates", config.n_candidates)
+        children: dict[int, str] = {}
+
+        def on_candidate(index: int, results: dict[str, Any]) -> None:
+            params = _candidate_params(config, results["params"][index])
+            folds = [results[f"split{k}_test_score"][index] for k in range(n_splits)]
+            with tracked_run(run_name=f"{config.model}-candidate-{index:03d}", nested=True) as child:
+                mlflow.set_tags({"genre.job": "tune_grid.candidate", "genre.model": config.model})
+                mlflow.log_params({f"model.{k}": v for k, v in params.items()})
+                for fold, value in enumerate(folds):
+                    mlflow.log_metric(metric, float(value), step=fold)
+                mlflow.log_metrics(
+                    {
+                        f"{metric}_mean": float(results["mean_test_score"][index]),
+                        f"{metric}_std": float(results["std_test_score"][index]),
+                        "fit_seconds_mean": float(results["mean_fit_time"][index]),
+                    }
+                )
+            children[index] = child.info.run_id
+
+        started = time.perf_counter()
+        search = grid_search(
+            config, dataset, n_splits=n_splits, seed=seed, n_jobs=n_jobs, on_candidate=on_candidate
+        )
+        seconds = time.perf_counter() - started
+        table = pd.DataFrame(
+            {f"param_{k}": v for k, v in _params_columns(config, search.cv_results_["params"]).items()}
+        )
+        for column in ("mean_test_score", "std_test_score", "rank_test_score", "mean_fit_time"):
+            table[column] = search.cv_results_[column]
+        for k in range(n_splits):
+            table[f"split{k}_test_score"] = search.cv_results_[f"split{k}_test_score"]
+        table["run_id"] = [children[i] for i in range(len(table))]
+        best = int(np.nanargmax(table["mean_test_score"].to_numpy()))
+        best_params = _candidate_params(config, search.cv_results_["params"][best])
+        result = SearchResult(
+            parent.info.run_id, {**config.fixed, **best_params}, float(table["mean_test_score"][best]), table
+        )
+        mlflow.MlflowClient().set_tag(children[best], "genre.best", "true")
+        if outer_splits:
+            build = search_builder(config, "grid", n_splits=n_splits, seed=seed, n_jobs=n_jobs)
+            _log_nested(dataset, build, outer_splits=outer_splits, seed=seed)
+        _log_search_result(
+            config, dataset, result, children[best], seconds=seconds, seed=seed, log_model=log_model
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            table.to_csv(Path(tmp) / "cv_results.csv", index=False)
+            reports.search_heatmap_png(
+                table,
+                "mean_test_score",
+                Path(tmp) / "search_heatmap.png",
+                title=f"{config.model}: best mean CV {config.scoring}",
+            )
+            mlflow.log_artifacts(tmp)
+    return result
+
+
+def _params_columns(config: SearchConfig, params: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    rows = [_candidate_params(config, p) for p in params]
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+# --- Optuna ------------------------------------------------------------------------------------------
+
+
+def fingerprint(config: SearchConfig, dataset: Dataset, *, n_splits: int, seed: int) -> str:
+    """What makes two searches the same search: configuration text, data, folds and seed.
+
+    Stored on the study, so that resuming (or a second worker joining) a study with a different
+    search fails instead of mixing trials that are not comparable.
+    """
+    digest = hashlib.sha256()
+    digest.update(config.text().encode())
+    digest.update(pd.util.hash_pandas_object(dataset.frame, index=False).to_numpy().tobytes())
+    digest.update(f"{n_splits}:{seed}:{dataset.windowed}".encode())
+    return digest.hexdigest()[:16]
+
+
+def open_study(
+    config: SearchConfig,
+    dataset: Dataset,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+) -> optuna.Study:
+    """Create the Optuna study for this search, or load it to resume (or to join it as another worker).
+
+    ``storage`` is any SQLAlchemy URL (``sqlite:///optuna.db``, ``postgresql://...``) or None for an
+    in-memory study. The default name is the model and the search's fingerprint, so rerunning the same
+    command resumes its study and changing the data or the space starts a new one. Database storage
+    gets a heartbeat: a trial whose process was killed is marked FAIL by the next process that asks.
+    The TPE sampler is seeded with ``seed`` plus the trials already in the study, so a fresh search is
+    reproducible and a resumed one does not replay the first trials' parameters.
+    """
+    mark = fingerprint(config, dataset, n_splits=n_splits, seed=seed)
+    name = study_name or f"genre-{config.model}-{mark}"
+    backend: optuna.storages.BaseStorage
+    if storage:
+        try:
+            backend = optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180)
+        except Exception as error:  # SQLAlchemy raises its own types for bad URLs or unreachable servers
+            raise ConfigError(
+                f"storage {storage!r}: cannot open it as an Optuna database ({error})"
+            ) from None
+    else:
+        backend = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(
+        storage=backend,
+        study_name=name,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=config.make_pruner(),
+        load_if_exists=True,
+    )
+    existing = study.user_attrs.get("genre.fingerprint")
+    if existing is None:
+        study.set_user_attr("genre.fingerprint", mark)
+        study.set_user_attr("genre.model", config.model)
+        study.set_user_attr("genre.config", str(config.path))
+    elif existing != mark:
+        raise ConfigError(
+            f"study {name!r} in {storage} was created for another search (fingerprint {existing}, this one "
+            f"{mark}: different configuration, data, folds or seed); pass another --study-name"
+        )
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    return study
+
+
+def optimize(
+    study: optuna.Study,
+    config: SearchConfig,
+    dataset: Dataset,
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+    n_jobs: int = 1,
+    parent_run_id: str | None = None,
+) -> None:
+    """Run trials until the study holds ``n_trials`` finished (complete or pruned) ones, or ``timeout``.
+
+    ``n_trials`` is the study's total, not this call's: a resumed or shared study runs only what is
+    missing. With ``parent_run_id`` each trial is a child run of it. A trial that raises is marked
+    FAIL, logged, and the search goes on (it does not count towards ``n_trials``).
+    """
+    _check_searchable(config, dataset)
+    remaining = n_trials - len(study.get_trials(deepcopy=False, states=_FINISHED))
+    if remaining <= 0:
+        return
+    folds = grouped_folds(dataset, n_splits=n_splits, seed=seed)
+
+    def objective(trial: optuna.Trial) -> float:
+        return _trial(trial, config, dataset, folds, seed=seed, parent_run_id=parent_run_id)
+
+    study.optimize(
+        objective,
+        n_trials=remaining,
+        timeout=timeout,
+        n_jobs=n_jobs,
+        catch=(Exception,),
+        callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=_FINISHED)],
+        gc_after_trial=False,
+    )
+
+
+def _trial(
+    trial: optuna.Trial,
+    config: SearchConfig,
+    dataset: Dataset,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    seed: int,
+    parent_run_id: str | None,
+) -> float:
+    params = {**config.fixed, **{name: suggest(trial, name, d) for name, d in config.space.items()}}
+    model = make_model(config.model, params, random_state=seed)
+    if parent_run_id is None:
+        return _cross_validate_trial(trial, config, model, dataset, folds)[0]
+    with tracked_run(
+        run_name=f"{config.model}-trial-{trial.number:03d}", nested=True, parent_run_id=parent_run_id
+    ) as child:
+        trial.set_user_attr("mlflow_run_id", child.info.run_id)
+        mlflow.set_tags(
+            {"genre.job": "tune_optuna.trial", "genre.model": config.model, "optuna.trial": trial.number}
+        )
+        mlflow.log_params({f"model.{k}": plain(v) for k, v in params.items()})
+        try:
+            mean, per_fold, stopped = _cross_validate_trial(trial, config, model, dataset, folds)
+        except optuna.TrialPruned as pruned:
+            mlflow.set_tag("optuna.state", "PRUNED")
+            mlflow.set_tag("optuna.pruned_at", str(pruned))
+            raise
+        except Exception as error:
+            mlflow.set_tag("optuna.state", "FAIL")
+            mlflow.set_tag("genre.error", f"{type(error).__name__}: {error}"[:4000])
+            raise
+        metric = f"cv_{config.scoring}"
+        for fold, value in enumerate(per_fold):
+            mlflow.log_metric(metric, value, step=fold)
+        for fold, epoch in enumerate(stopped):
+            mlflow.log_metric("stopped_epoch", epoch, step=fold)
+        mlflow.log_metrics({f"{metric}_mean": mean, f"{metric}_std": float(np.std(per_fold))})
+        mlflow.set_tag("optuna.state", "COMPLETE")
+    return mean
+
+
+def _cross_validate_trial(
+    trial: optuna.Trial,
+    config: SearchConfig,
+    model: Pipeline,
+    dataset: Dataset,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[float, list[float], list[int]]:
+    """Mean and per-fold scores (and, for the MLP, the epoch each fold stopped at), reporting progress.
+
+    The MLP reports the negated validation loss after every epoch of every fold (step
+    ``fold * epochs + epoch``; negated because the study maximises), so the pruner can stop a trial whose
+    network learns worse than earlier trials' did at the same point. Other models report their running
+    mean score after each fold.
+    """
+    scorer = get_scorer(config.scoring)
+    network = config.model == "nn"
+    epochs = model[-1].get_params()["epochs"] if network else 0
+    per_fold: list[float] = []
+    stopped: list[int] = []
+    for fold, (train, test) in enumerate(folds):
+        candidate = clone(model)
+        if network:
+            candidate.set_params(nn__epoch_callback=_pruning_callback(trial, offset=fold * epochs))
+        fitted = fit_model(candidate, dataset.subset(train))
+        held_out = dataset.subset(test)
+        per_fold.append(float(scorer(fitted, held_out.X, held_out.y)))
+        if network:
+            stopped.append(int(fitted[-1].stopped_epoch_))
+        else:
+            trial.report(float(np.mean(per_fold)), step=fold)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"fold {fold}")
+    return float(np.mean(per_fold)), per_fold, stopped
+
+
+def _pruning_callback(trial: optuna.Trial, *, offset: int) -> Callable[[int, dict[str, float]], None]:
+    def report(epoch: int, logs: dict[str, float]) -> None:
+        loss = logs.get("val_loss", logs["loss"])
+        trial.report(-loss, step=offset + epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"step {offset + epoch}")
+
+    return report
+
+
+def tune_optuna_run(
+    config: SearchConfig,
+    dataset: Dataset,
+    *,
+    n_trials: int = 20,
+    timeout: float | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+    n_jobs: int = 1,
+    log_model: bool = True,
+    outer_splits: int = 0,
+) -> SearchResult:
+    """``tune_optuna``: an Optuna study as a parent run, with a nested child run per trial.
+
+    The parent's id is stored on the study, so a resumed study (or another worker on the same
+    storage) logs its trials under the same parent run. ``outer_splits`` adds the nested CV of the
+    search, as for ``tune_grid_run`` (inner studies are in memory, ``n_trials`` each).
+    """
+    _check_searchable(config, dataset)
+    study = open_study(config, dataset, storage=storage, study_name=study_name, n_splits=n_splits, seed=seed)
+    parent_id = study.user_attrs.get("mlflow_run_id")
+    if parent_id is not None and not _run_exists(parent_id):
+        parent_id = None  # the study outlived its tracking store (or points at another one)
+    started_run = (
+        tracked_run(run_id=parent_id)
+        if parent_id
+        else tracked_run(run_name=f"tune_optuna-{config.model}", nested=mlflow.active_run() is not None)
+    )
+    with started_run as parent:
+        if parent_id is None:
+            study.set_user_attr("mlflow_run_id", parent.info.run_id)
+            _log_search_header(config, dataset, "optuna", n_splits=n_splits, seed=seed)
+            mlflow.log_params({"tune.study": study.study_name, "tune.storage": _redacted(storage)})
+        mlflow.set_tag("genre.n_trials", str(n_trials))
+        started = time.perf_counter()
+        optimize(
+            study,
+            config,
+            dataset,
+            n_trials=n_trials,
+            timeout=timeout,
+            n_splits=n_splits,
+            seed=seed,
+            n_jobs=n_jobs,
+            parent_run_id=parent.info.run_id,
+        )
+        seconds = time.perf_counter() - started
+        table = study.trials_dataframe(attrs=("number", "value", "params", "state", "duration", "user_attrs"))
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if not complete:
+            raise ConfigError(
+                f"study {study.study_name!r}: no trial completed ({len(study.trials)} ran); see the failed "
+                "trials' genre.error tags in MLflow"
+            )
+        best = study.best_trial
+        result = SearchResult(
+            parent.info.run_id,
+            {**config.fixed, **best.params},
+            float(best.value),
+            table,
+        )
+        best_child = best.user_attrs.get("mlflow_run_id")
+        if best_child:
+            mlflow.MlflowClient().set_tag(best_child, "genre.best", "true")
+        if outer_splits:
+            build = search_builder(
+                config, "optuna", n_splits=n_splits, seed=seed, n_trials=n_trials, timeout=timeout
+            )
+            _log_nested(dataset, build, outer_splits=outer_splits, seed=seed)
+        counts = {state.name.lower(): 0 for state in optuna.trial.TrialState}
+        for trial in study.trials:
+            counts[trial.state.name.lower()] += 1
+        mlflow.log_metrics({f"trials_{state}": count for state, count in counts.items()})
+        _log_search_result(
+            config, dataset, result, best_child, seconds=seconds, seed=seed, log_model=log_model
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            table.to_csv(Path(tmp) / "trials.csv", index=False)
+            reports.study_pngs(study, Path(tmp))
+            mlflow.log_artifacts(tmp)
+    return result
+
+
+def _run_exists(run_id: str) -> bool:
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
+
+
+def _redacted(url: str | None) -> str:
+    """A storage URL without its password, for logging."""
+    if not url:
+        return "memory"
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "unparsable URL"
+
+
+# --- shared logging ----------------------------------------------------------------------------------
+
+
+def _log_search_header(
+    config: SearchConfig, dataset: Dataset, strategy: str, *, n_splits: int, seed: int
+) -> None:
+    mlflow.set_tags(
+        {
+            "genre.job": f"tune_{strategy}",
+            "genre.model": config.model,
+            "genre.strategy": strategy,
+            "genre.protocol": "grouped",
+        }
+    )
+    mlflow.log_params(
+        {
+            "tune.config": str(config.path),
+            "tune.scoring": config.scoring,
+            "model.name": config.model,
+            "cv.protocol": "grouped",
+            "cv.folds": n_splits,
+            "cv.seed": seed,
+        }
+    )
+    log_dataset(dataset)
+    mlflow.log_text(config.text(), f"config/{config.path.name}")
+
+
+def _log_search_result(
+    config: SearchConfig,
+    dataset: Dataset,
+    result: SearchResult,
+    best_child: str | None,
+    *,
+    seconds: float,
+    seed: int,
+    log_model: bool,
+) -> None:
+    """The winner on the parent: params, score, where it came from, and the model refitted on all rows.
+
+    The best parameters are tags (``best.<name>``), not params: a resumed or shared Optuna study logs
+    to the same parent again, and its winner may have changed, which MLflow forbids for params.
+    """
+    mlflow.set_tags({f"best.{k}": str(plain(v)) for k, v in result.best_params.items()})
+    mlflow.log_metrics({f"best_cv_{config.scoring}": result.best_score, "search_seconds": seconds})
+    if best_child:
+        mlflow.set_tag("genre.best_run_id", best_child)
+    mlflow.log_dict(
+        {
+            "model": config.model,
+            "params": {k: plain(v) for k, v in result.best_params.items()},
+            "score": result.best_score,
+            "scoring": config.scoring,
+            "run_id": best_child,
+        },
+        "best_params.json",
+    )
+    if log_model:
+        fitted = fit_model(make_model(config.model, result.best_params, random_state=seed), dataset)
+        log_fitted(fitted, dataset)
+
+
+# --- nested cross-validation -------------------------------------------------------------------------
+
+
+def nested_cv(
+    dataset: Dataset,
+    build: Callable[[Dataset], Pipeline],
+    *,
+    outer_splits: int = 10,
+    seed: int = 0,
+    on_fold: Callable[[dict[str, Any]], None] | None = None,
+) -> pd.DataFrame:
+    """Score a whole tuning procedure on tracks it never saw: the search runs inside each outer fold.
+
+    ``build(train)`` does everything the procedure does on the outer fold's training tracks (a grid
+    search, a study, a stack built from tuned base models...) and returns the unfitted winner; it is
+    fitted on those tracks and scored on the fold's held-out tracks. Returns one row per outer fold
+    with the ``evaluation.SCORES``, the seconds it took and the chosen parameters (JSON).
+    """
+    rows = []
+    for fold, (train_rows, test_rows) in enumerate(grouped_folds(dataset, n_splits=outer_splits, seed=seed)):
+        started = time.perf_counter()
+        train, test = dataset.subset(train_rows), dataset.subset(test_rows)
+        winner = build(train)
+        fitted = fit_model(winner, train)
+        row = {"fold": fold, **score(test.y, fitted.predict(test.X))}
+        row["seconds"] = time.perf_counter() - started
+        row["params"] = json.dumps(
+            {
+                k: plain(v)
+                for k, v in winner[-1].get_params(deep=False).items()
+                if v is None or isinstance(plain(v), (str, int, float, bool))
+            },
+            sort_keys=True,
+        )
+        rows.append(row)
+        if on_fold is not None:
+            on_fold(row)
+    return pd.DataFrame(rows)
+
+
+def search_builder(
+    config: SearchConfig,
+    strategy: str,
+    *,
+    n_splits: int = 5,
+    seed: int = 0,
+    n_trials: int = 20,
+    timeout: float | None = None,
+    n_jobs: int = 1,
+) -> Callable[[Dataset], Pipeline]:
+    """A ``build`` for :func:`nested_cv`: run the ``strategy`` search on a training part, return the winner.
+
+    Nothing is logged to MLflow and Optuna studies live in memory: these are the inner searches.
+    """
+    if strategy not in {"grid", "optuna"}:
+        raise ConfigError(f"unknown search strategy {strategy!r}; expected grid or optuna")
+
+    def build(train: Dataset) -> Pipeline:
+        if strategy == "grid":
+            search = grid_search(config, train, n_splits=n_splits, seed=seed, n_jobs=n_jobs)
+            best = int(np.nanargmax(search.cv_results_["mean_test_score"]))
+            params = check_params(config.model, _candidate_params(config, search.cv_results_["params"][best]))
+        else:
+            study = open_study(config, train, n_splits=n_splits, seed=seed)
+            optimize(study, config, train, n_trials=n_trials, timeout=timeout, n_splits=n_splits, seed=seed)
+            params = study.best_params
+        return make_model(config.model, {**config.fixed, **params}, random_state=seed)
+
+    return build
+
+
+def _log_nested(
+    dataset: Dataset, build: Callable[[Dataset], Pipeline], *, outer_splits: int, seed: int
+) -> None:
+    """Nested CV of the search on the parent run: ``nested_cv_<score>`` per outer fold, mean and std."""
+
+    def on_fold(row: dict[str, Any]) -> None:
+        for name in SCORES:
+            mlflow.log_metric(f"nested_cv_{name}", row[name], step=row["fold"])
+
+    table = nested_cv(dataset, build, outer_splits=outer_splits, seed=seed, on_fold=on_fold)
+    for name in SCORES:
+        mlflow.log_metrics(
+            {
+                f"nested_cv_{name}_mean": float(table[name].mean()),
+                f"nested_cv_{name}_std": float(table[name].std(ddof=0)),
+            }
+        )
+    mlflow.log_param("tune.outer_folds", outer_splits)
+    with tempfile.TemporaryDirectory() as tmp:
+        table.to_csv(Path(tmp) / "nested_cv.csv", index=False)
+        mlflow.log_artifacts(tmp)
+
+
+# --- a stack from tuned base models ------------------------------------------------------------------
+
+#: The stack's base models, whose tuned parameters ``tuned_stack_params`` collects.
+STACK_BASES: tuple[str, ...] = ("knn", "svm", "nn")
+
+
+def best_tuning_run(model: str, *, metric: str = "best_cv_accuracy") -> str:
+    """The id of the finished ``tune_grid``/``tune_optuna`` parent run of ``model`` with the highest
+    ``metric``, in the active experiment.
+
+    Raises
+    ------
+    ConfigError
+        No finished tuning run of ``model`` has ``metric``.
+    """
+    runs = mlflow.search_runs(  # in the active experiment
+        filter_string=(
+            f"tags.`genre.model` = '{model}' AND tags.`genre.strategy` IN ('grid', 'optuna') "
+            "AND attributes.status = 'FINISHED'"
+        ),
+        order_by=[f"metrics.`{metric}` DESC"],
+        output_format="list",
+    )
+    runs = [run for run in runs if metric in run.data.metrics]
+    if not runs:
+        raise ConfigError(
+            f"no finished tune_grid or tune_optuna run of {model} with metric {metric!r} in this "
+            "experiment; tune {model} first, pass its run id, or 'default' for its default parameters"
+        )
+    return runs[0].info.run_id
+
+
+def tuned_stack_params(
+    sources: Mapping[str, str], *, metric: str = "best_cv_accuracy"
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Stacking parameters from earlier tuning runs, and where each base model's came from.
+
+    ``sources`` maps each of ``STACK_BASES`` to a tuning run id, ``"best"`` (the best finished tuning
+    run of that model in the active experiment by ``metric``) or ``"default"`` (the model's defaults).
+    Returns ``make_model("stacking", ...)`` parameters (``svm__C``...) and the provenance: per base
+    model the run id, its search strategy, data, score and parameters.
+    """
+    unknown = sorted(set(sources) - set(STACK_BASES))
+    if unknown:
+        raise ConfigError(
+            f"the stack has no base model {unknown[0]!r}; its bases are {', '.join(STACK_BASES)}"
+        )
+    params: dict[str, Any] = {}
+    provenance: dict[str, dict[str, Any]] = {}
+    client = mlflow.MlflowClient()
+    for base in STACK_BASES:
+        source = sources.get(base, "default")
+        if source == "default":
+            provenance[base] = {"run_id": None, "params": {}}
+            continue
+        run_id = best_tuning_run(base, metric=metric) if source == "best" else source
+        try:
+            run = client.get_run(run_id)
+            best = mlflow.artifacts.load_dict(f"runs:/{run_id}/best_params.json")
+        except mlflow.exceptions.MlflowException as error:
+            raise ConfigError(
+                f"{base}: run {run_id!r} is not a finished tuning run here ({error.message})"
+            ) from None
+        if best.get("model") != base:
+            raise ConfigError(f"{base}: run {run_id} tuned {best.get('model')!r}, not {base}")
+        checked = check_params(base, best["params"])
+        params.update({f"{base}__{name}": value for name, value in checked.items()})
+        provenance[base] = {
+            "run_id": run_id,
+            "strategy": run.data.tags.get("genre.strategy"),
+            "data": run.data.params.get("data.name"),
+            "score": best.get("score"),
+            "scoring": best.get("scoring"),
+            "params": best["params"],
+        }
+    return params, provenance
