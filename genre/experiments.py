@@ -11,7 +11,7 @@ combination is tried, by ``GridSearchCV``) or a ``space`` (Optuna samples from i
       kernel: [rbf, poly]
     space:                     # Optuna: {type: float|int, low, high, log, step} | {type: categorical, ...}
       C: {type: float, low: 0.01, high: 1000, log: true}
-    pruner: {type: median, n_warmup_steps: 10}   # Optuna only: median | percentile | hyperband | none
+    pruner: {type: median, n_warmup_steps: 10}   # Optuna only: median | hyperband | threshold...
 
 Everything is checked when the file is read, before any data is loaded: unknown keys, an unknown
 model or parameter, an empty grid, a value the parameter cannot take (every grid value, every bound
@@ -49,6 +49,7 @@ _PRUNERS: dict[str, type[optuna.pruners.BasePruner]] = {
     "percentile": optuna.pruners.PercentilePruner,
     "hyperband": optuna.pruners.HyperbandPruner,
     "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "threshold": optuna.pruners.ThresholdPruner,
     "none": optuna.pruners.NopPruner,
 }
 

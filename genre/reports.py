@@ -7,6 +7,7 @@ artifacts and tests can open them. Matplotlib runs headless (Agg), as on a serve
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -122,7 +123,9 @@ def study_pngs(study: object, folder: Path) -> list[Path]:
         plots.append(("param_importances.png", vis.plot_param_importances))
     paths = []
     for name, plot in plots:
-        ax = plot(study)
+        with warnings.catch_warnings():  # Optuna's matplotlib plots are "experimental" since v2.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            ax = plot(study)
         fig = ax.figure
         fig.set_size_inches(8, 5)
         fig.tight_layout()

@@ -19,6 +19,7 @@ import hashlib
 import json
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,7 +306,9 @@ def open_study(
     backend: optuna.storages.BaseStorage
     if storage:
         try:
-            backend = optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180)
+            with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                backend = optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180)
         except Exception as error:  # SQLAlchemy raises its own types for bad URLs or unreachable servers
             raise ConfigError(
                 f"storage {storage!r}: cannot open it as an Optuna database ({error})"
@@ -350,7 +353,8 @@ def optimize(
 
     ``n_trials`` is the study's total, not this call's: a resumed or shared study runs only what is
     missing. With ``parent_run_id`` each trial is a child run of it. A trial that raises is marked
-    FAIL, logged, and the search goes on (it does not count towards ``n_trials``).
+    FAIL, logged, and the search goes on (it does not count towards ``n_trials``; after ``n_trials``
+    failures this call gives up).
     """
     _check_searchable(config, dataset)
     remaining = n_trials - len(study.get_trials(deepcopy=False, states=_FINISHED))
@@ -361,13 +365,21 @@ def optimize(
     def objective(trial: optuna.Trial) -> float:
         return _trial(trial, config, dataset, folds, seed=seed, parent_run_id=parent_run_id)
 
+    failed_here = [0]
+
+    def stop_when_done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        # Failed trials do not count towards n_trials, but a search whose every trial fails must
+        # still end: this process gives up after as many failures as the budget.
+        failed_here[0] += trial.state == optuna.trial.TrialState.FAIL
+        if len(study.get_trials(deepcopy=False, states=_FINISHED)) >= n_trials or failed_here[0] >= n_trials:
+            study.stop()
+
     study.optimize(
         objective,
-        n_trials=remaining,
         timeout=timeout,
         n_jobs=n_jobs,
         catch=(Exception,),
-        callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=_FINISHED)],
+        callbacks=[stop_when_done],
         gc_after_trial=False,
     )
 
@@ -690,6 +702,10 @@ def search_builder(
         else:
             study = open_study(config, train, n_splits=n_splits, seed=seed)
             optimize(study, config, train, n_trials=n_trials, timeout=timeout, n_splits=n_splits, seed=seed)
+            if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                raise ConfigError(
+                    f"{config.path}: no trial of the inner study completed on {len(train.frame)} rows"
+                )
             params = study.best_params
         return make_model(config.model, {**config.fixed, **params}, random_state=seed)
 
@@ -736,7 +752,7 @@ def best_tuning_run(model: str, *, metric: str = "best_cv_accuracy") -> str:
     """
     runs = mlflow.search_runs(  # in the active experiment
         filter_string=(
-            f"tags.`genre.model` = '{model}' AND tags.`genre.strategy` IN ('grid', 'optuna') "
+            f"tags.`genre.model` = '{model}' AND tags.`genre.strategy` != '' "  # only search parents have it
             "AND attributes.status = 'FINISHED'"
         ),
         order_by=[f"metrics.`{metric}` DESC"],
