@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import time
 import warnings
@@ -495,6 +496,8 @@ def tune_optuna_run(
     parent_id = study.user_attrs.get("mlflow_run_id")
     if parent_id is not None and not _run_exists(parent_id):
         parent_id = None  # the study outlived its tracking store (or points at another one)
+    if parent_id is not None:
+        _attach_launcher_run(parent_id)
     started_run = (
         tracked_run(run_id=parent_id)
         if parent_id
@@ -553,6 +556,21 @@ def tune_optuna_run(
             reports.study_pngs(study, Path(tmp))
             mlflow.log_artifacts(tmp)
     return result
+
+
+def _attach_launcher_run(parent_id: str) -> None:
+    """File the run ``mlflow run`` opened for this process under the study's parent run.
+
+    ``mlflow run`` creates a run per invocation and hands it over in ``MLFLOW_RUN_ID``, which the next
+    ``start_run()`` would silently adopt, here the first trial. A resumed study or a second worker
+    logs under the study's existing parent instead, so the launcher's run (which holds the
+    invocation's parameters and which ``mlflow run`` closes itself) becomes a ``worker`` child of it.
+    """
+    launcher = os.environ.pop("MLFLOW_RUN_ID", None)
+    if launcher and launcher != parent_id:
+        client = mlflow.MlflowClient()
+        client.set_tag(launcher, "mlflow.parentRunId", parent_id)
+        client.set_tag(launcher, "genre.job", "tune_optuna.worker")
 
 
 def _run_exists(run_id: str) -> bool:

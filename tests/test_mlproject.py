@@ -86,3 +86,40 @@ def test_every_parameter_is_typed_with_a_default():
         for param, spec in entry["parameters"].items():
             assert set(spec) == {"type", "default"}, (name, param)
             assert f"{{{param}}}" in entry["command"], (name, param)
+
+
+def test_tune_grid_entry_point_nests_candidates_under_one_parent(tracking, tmp_path):
+    config = tmp_path / "grid.yaml"
+    config.write_text("model: knn\ngrid: {n_neighbors: [3, 7], p: [1, 2]}\n")
+    done = _mlflow_run("tune_grid", tracking, config=config, data=require(GTZAN_30), folds=3)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 4 and parent.data.tags["genre.job"] == "tune_grid"
+    assert parent.data.params["config"] == str(config)  # logged by mlflow run
+    assert 0.6 < parent.data.metrics["best_cv_accuracy"] < 0.8
+
+
+def test_tune_optuna_entry_point_resumes_its_study(tracking, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    for n_trials in (2, 3):
+        done = _mlflow_run(
+            "tune_optuna",
+            tracking,
+            config="experiments/optuna/knn.yaml",
+            data=require(GTZAN_30),
+            n_trials=n_trials,
+            storage=storage,
+            folds=3,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    trials = [r for r in runs if r.data.tags.get("genre.job") == "tune_optuna.trial"]
+    (parent,) = [r for r in runs if r.data.tags.get("genre.job") == "tune_optuna"]
+    assert len(trials) == 3 and {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
+    # mlflow run opens a run per invocation: the second one is filed under the study's parent.
+    (worker,) = [r for r in runs if r.data.tags.get("genre.job") == "tune_optuna.worker"]
+    assert (
+        worker.data.tags["mlflow.parentRunId"] == parent.info.run_id and worker.data.params["n_trials"] == "3"
+    )
