@@ -7,6 +7,7 @@ functions directly against a temporary tracking store.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,8 @@ __all__ = [
     "tune_optuna_job",
     "tune_stacking_job",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The experiment runs go to when neither ``mlflow run`` nor the environment chose one.
 EXPERIMENT = "genre"
@@ -289,17 +292,24 @@ def tune_stacking_job(
 
     ``sources`` maps ``knn``/``svm``/``nn`` to a run id, ``"best"`` or ``"default"`` (see
     ``tuning.tuned_stack_params``); ``params`` adds or overrides stacking parameters such as
-    ``final_estimator__C``. The run is an ordinary ``stacking`` training run plus its provenance:
-    tags ``genre.source.<base>`` with the run ids and ``stack_sources.json``.
+    ``final_estimator__C``. ``"best"`` only considers tuning runs on the same data. The run is an
+    ordinary ``stacking`` training run plus its provenance: tags ``genre.source.<base>`` with the run
+    ids and ``stack_sources.json``; a base tuned on other data is flagged in ``genre.warning``.
     """
     check_protocols([protocol])
+    make_model("stacking", params, random_state=seed)
     configure_tracking(EXPERIMENT)
-    tuned, provenance = tuned_stack_params(sources or {}, metric=metric)
-    stack_params = {**tuned, **dict(params or {})}
-    make_model("stacking", stack_params, random_state=seed)
     dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
+    tuned, provenance = tuned_stack_params(sources or {}, metric=metric, data=dataset.name)
+    stack_params = {**tuned, **dict(params or {})}
     tags = {f"genre.source.{base}": entry["run_id"] or "default" for base, entry in provenance.items()}
     tags["genre.job"] = "tune_stacking"
+    elsewhere = [
+        base for base, entry in provenance.items() if entry["run_id"] and entry["data"] != dataset.name
+    ]
+    if elsewhere:
+        tags["genre.warning"] = f"{', '.join(elsewhere)} tuned on other data than {dataset.name}"
+        log.warning("%s", tags["genre.warning"])
     return train_run(
         "stacking",
         dataset,

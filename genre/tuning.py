@@ -52,6 +52,7 @@ __all__ = [
     "grid_search",
     "nested_cv",
     "search_builder",
+    "stack_builder",
     "STACK_BASES",
     "best_tuning_run",
     "open_study",
@@ -730,6 +731,30 @@ def search_builder(
     return build
 
 
+def stack_builder(
+    bases: Mapping[str, Callable[[Dataset], Pipeline]],
+    *,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> Callable[[Dataset], Pipeline]:
+    """A ``build`` for :func:`nested_cv`: tune each base model on the training part, stack the winners.
+
+    ``bases`` maps base model names to their own ``build`` (e.g. ``search_builder(...)``); bases not
+    given keep their defaults. ``params`` are further stacking parameters (``final_estimator__C``).
+    This is ``tune_stacking`` inside an outer fold: the base searches never see the fold's test tracks.
+    """
+
+    def build(train: Dataset) -> Pipeline:
+        tuned: dict[str, Any] = {}
+        for base, base_build in bases.items():
+            winner = base_build(train)[-1]
+            chosen = {k: v for k, v in winner.get_params(deep=False).items() if k != "epoch_callback"}
+            tuned.update({f"{base}__{name}": value for name, value in chosen.items()})
+        return make_model("stacking", {**tuned, **dict(params or {})}, random_state=seed)
+
+    return build
+
+
 def _log_nested(
     dataset: Dataset, build: Callable[[Dataset], Pipeline], *, outer_splits: int, seed: int
 ) -> None:
@@ -759,19 +784,23 @@ def _log_nested(
 STACK_BASES: tuple[str, ...] = ("knn", "svm", "nn")
 
 
-def best_tuning_run(model: str, *, metric: str = "best_cv_accuracy") -> str:
+def best_tuning_run(model: str, *, metric: str = "best_cv_accuracy", data: str | None = None) -> str:
     """The id of the finished ``tune_grid``/``tune_optuna`` parent run of ``model`` with the highest
-    ``metric``, in the active experiment.
+    ``metric`` in the active experiment, among runs on the dataset named ``data`` if given.
+
+    Scores on different data do not compare (the embedded set is far easier than GTZAN), so callers
+    that know their data should pass its name.
 
     Raises
     ------
     ConfigError
-        No finished tuning run of ``model`` has ``metric``.
+        No finished tuning run of ``model`` (on ``data``) has ``metric``.
     """
+    on_data = f" AND params.`data.name` = '{data}'" if data else ""
     runs = mlflow.search_runs(  # in the active experiment
         filter_string=(
             f"tags.`genre.model` = '{model}' AND tags.`genre.strategy` != '' "  # only search parents have it
-            "AND attributes.status = 'FINISHED'"
+            f"AND attributes.status = 'FINISHED'{on_data}"
         ),
         order_by=[f"metrics.`{metric}` DESC"],
         output_format="list",
@@ -780,20 +809,22 @@ def best_tuning_run(model: str, *, metric: str = "best_cv_accuracy") -> str:
     if not runs:
         raise ConfigError(
             f"no finished tune_grid or tune_optuna run of {model} with metric {metric!r} in this "
-            "experiment; tune {model} first, pass its run id, or 'default' for its default parameters"
+            f"experiment{f' on data {data!r}' if data else ''}; tune {model} first, pass its run id, "
+            "or 'default' for its default parameters"
         )
     return runs[0].info.run_id
 
 
 def tuned_stack_params(
-    sources: Mapping[str, str], *, metric: str = "best_cv_accuracy"
+    sources: Mapping[str, str], *, metric: str = "best_cv_accuracy", data: str | None = None
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Stacking parameters from earlier tuning runs, and where each base model's came from.
 
     ``sources`` maps each of ``STACK_BASES`` to a tuning run id, ``"best"`` (the best finished tuning
-    run of that model in the active experiment by ``metric``) or ``"default"`` (the model's defaults).
-    Returns ``make_model("stacking", ...)`` parameters (``svm__C``...) and the provenance: per base
-    model the run id, its search strategy, data, score and parameters.
+    run of that model in the active experiment by ``metric``, on the dataset named ``data`` if given)
+    or ``"default"`` (the model's defaults). Returns ``make_model("stacking", ...)`` parameters
+    (``svm__C``...) and the provenance: per base model the run id, its search strategy, data, score
+    and parameters.
     """
     unknown = sorted(set(sources) - set(STACK_BASES))
     if unknown:
@@ -808,7 +839,7 @@ def tuned_stack_params(
         if source == "default":
             provenance[base] = {"run_id": None, "params": {}}
             continue
-        run_id = best_tuning_run(base, metric=metric) if source == "best" else source
+        run_id = best_tuning_run(base, metric=metric, data=data) if source == "best" else source
         try:
             run = client.get_run(run_id)
             best = mlflow.artifacts.load_dict(f"runs:/{run_id}/best_params.json")

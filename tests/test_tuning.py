@@ -22,6 +22,7 @@ from genre.schema import FEATURE_COLUMNS, GTZAN_GENRES
 from genre.splits import grouped_folds
 from genre.tuning import (
     LiveGridSearchCV,
+    best_tuning_run,
     nested_cv,
     open_study,
     search_builder,
@@ -305,3 +306,15 @@ def test_a_stack_source_that_is_not_a_tuning_run_is_refused(tracking):
         pass
     with pytest.raises(ConfigError, match="not a finished tuning run"):
         tuned_stack_params({"svm": run.info.run_id})
+
+
+def test_best_only_compares_tuning_runs_on_the_same_data(tracking, tmp_path, dataset):
+    frame = _frame(seed=1)
+    frame[FEATURE_COLUMNS] = frame["label"].factorize()[0][:, None] + 0.01 * frame[FEATURE_COLUMNS].to_numpy()
+    easy = from_frame(frame, source="easy.csv", windowed=False)  # every feature gives the label away
+    config = _config(tmp_path, "model: knn\ngrid: {n_neighbors: [3]}\n")
+    on_easy = tune_grid_run(config, easy, n_splits=3, log_model=False)
+    on_ours = tune_grid_run(config, dataset, n_splits=3, log_model=False)
+    assert on_easy.best_score > on_ours.best_score
+    assert best_tuning_run("knn") == on_easy.run_id
+    assert best_tuning_run("knn", data=dataset.name) == on_ours.run_id

@@ -1,0 +1,159 @@
+"""Nested cross-validation of every model x tuning strategy on the same outer folds: the honest table.
+
+Each row is a whole procedure (defaults, a grid search, an Optuna study, a stack built from tuned base
+models) run inside every outer fold on that fold's training tracks only, then scored on its held-out
+tracks. The numbers are therefore not any search's own best score. Outer folds are the project's
+track-grouped stratified folds (``splits.grouped_folds``), identical for every row, so per-fold
+results compare directly. Prints JSON, then a markdown table and the stack's per-fold record.
+
+    python benchmarks/nested_cv.py                                  # every row, 10 outer folds, 30-s CSV
+    python benchmarks/nested_cv.py --rows knn/grid svm/grid --outer-folds 5
+    python benchmarks/nested_cv.py --out docs/bench/nested_cv.json  # also write the JSON there
+
+Search spaces are the shipped ones in ``experiments/``; inner searches use ``--inner-folds`` grouped
+folds. No MLflow: this measures, it does not record runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from genre.data import Dataset, load_data
+from genre.experiments import load_search_config
+from genre.models import make_model
+from genre.reports import markdown_table
+from genre.tuning import nested_cv, search_builder, stack_builder
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan" / "features_30_sec.csv"
+
+Build = Callable[[Dataset], Pipeline]
+
+
+def procedures(args: argparse.Namespace) -> dict[str, Build]:
+    """Every row of the table: ``model/strategy`` -> what runs inside an outer fold."""
+
+    def search(model: str, strategy: str, **kwargs: object) -> Build:
+        kind = "grid" if strategy == "grid" else "optuna"
+        config = load_search_config(model, kind)
+        return search_builder(config, kind, n_splits=args.inner_folds, seed=args.seed, **kwargs)
+
+    def default(model: str, **params: object) -> Build:
+        return lambda train: make_model(model, params, random_state=args.seed)
+
+    nn_trials = {"n_trials": args.nn_trials}
+    return {
+        "knn/default": default("knn"),
+        "knn/grid": search("knn", "grid"),
+        "knn/optuna": search("knn", "optuna", n_trials=args.trials),
+        "svm/default": default("svm"),
+        "svm/grid": search("svm", "grid"),
+        "svm/optuna": search("svm", "optuna", n_trials=args.trials),
+        "nn/early-stopping": default("nn"),
+        "nn/optuna": search("nn", "optuna", **nn_trials),
+        "stacking/default": default("stacking"),
+        "stacking/grid-bases": stack_builder(
+            {"knn": search("knn", "grid"), "svm": search("svm", "grid")}, seed=args.seed
+        ),
+        "stacking/optuna-bases": stack_builder(
+            {
+                "knn": search("knn", "optuna", n_trials=args.trials),
+                "svm": search("svm", "optuna", n_trials=args.trials),
+            },
+            seed=args.seed,
+        ),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="GTZAN-schema CSV or 'embedded'")
+    parser.add_argument("--rows", nargs="+", default=None, help="model/strategy rows (default: all)")
+    parser.add_argument("--outer-folds", type=int, default=10)
+    parser.add_argument("--inner-folds", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=30, help="Optuna trials per inner study (knn, svm)")
+    parser.add_argument("--nn-trials", type=int, default=10, help="Optuna trials per inner MLP study")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    dataset = load_data(args.data, windows=False if args.data != "embedded" else True, seed=args.seed)
+    table = procedures(args)
+    rows = args.rows or list(table)
+    unknown = sorted(set(rows) - set(table))
+    if unknown:
+        print(f"unknown rows {unknown}; choose from {list(table)}", file=sys.stderr)
+        return 2
+    results = []
+    for row in rows:
+        started = time.perf_counter()
+        folds = nested_cv(dataset, table[row], outer_splits=args.outer_folds, seed=args.seed)
+        model, strategy = row.split("/")
+        results.append(
+            {
+                "model": model,
+                "strategy": strategy,
+                "accuracy": float(folds["accuracy"].mean()),
+                "accuracy_std": float(folds["accuracy"].std(ddof=0)),
+                "f1_macro": float(folds["f1_macro"].mean()),
+                "seconds": round(time.perf_counter() - started, 1),
+                "fold_accuracy": folds["accuracy"].round(4).tolist(),
+                "params": folds["params"].map(json.loads).tolist(),
+            }
+        )
+        print(
+            f"{row}: {results[-1]['accuracy']:.3f} ({results[-1]['seconds']} s)", file=sys.stderr, flush=True
+        )
+        if args.out:  # written after every row, so an interrupted run keeps what it measured
+            args.out.write_text(json.dumps(_report(args, dataset, results), indent=1) + "\n")
+    report = _report(args, dataset, results)
+    print(json.dumps(report, indent=1))
+    print()
+    print(markdown_table(pd.DataFrame(results).drop(columns=["fold_accuracy", "params"])))
+    for line in _wins(results):
+        print(line)
+    return 0
+
+
+def _report(args: argparse.Namespace, dataset: Dataset, results: list[dict]) -> dict:
+    return {
+        "command": "python benchmarks/nested_cv.py " + " ".join(sys.argv[1:]),
+        "data": dataset.name,
+        "rows": len(dataset.frame),
+        "outer_folds": args.outer_folds,
+        "inner_folds": args.inner_folds,
+        "protocol": "track-grouped stratified folds, outer and inner (nested CV)",
+        "results": results,
+    }
+
+
+def _wins(results: list[dict]) -> list[str]:
+    """Per-fold record of each stacking row against the best non-stacking row."""
+    bases = [r for r in results if r["model"] != "stacking"]
+    if not bases:
+        return []
+    best = max(bases, key=lambda r: r["accuracy"])
+    lines = []
+    for stack in (r for r in results if r["model"] == "stacking"):
+        diff = np.array(stack["fold_accuracy"]) - np.array(best["fold_accuracy"])
+        won, tied, lost = int((diff > 0).sum()), int((diff == 0).sum()), int((diff < 0).sum())
+        lines.append(
+            f"stacking/{stack['strategy']} vs {best['model']}/{best['strategy']}: "
+            f"{stack['accuracy'] - best['accuracy']:+.3f} mean; folds won {won}, tied {tied}, lost {lost}"
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())
