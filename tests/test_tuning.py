@@ -310,7 +310,8 @@ def test_a_stack_source_that_is_not_a_tuning_run_is_refused(tracking):
 
 def test_best_only_compares_tuning_runs_on_the_same_data(tracking, tmp_path, dataset):
     frame = _frame(seed=1)
-    frame[FEATURE_COLUMNS] = frame["label"].factorize()[0][:, None] + 0.01 * frame[FEATURE_COLUMNS].to_numpy()
+    columns = list(FEATURE_COLUMNS)
+    frame[columns] = frame["label"].factorize()[0][:, None] + 0.01 * frame[columns].to_numpy()
     easy = from_frame(frame, source="easy.csv", windowed=False)  # every feature gives the label away
     config = _config(tmp_path, "model: knn\ngrid: {n_neighbors: [3]}\n")
     on_easy = tune_grid_run(config, easy, n_splits=3, log_model=False)
