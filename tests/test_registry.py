@@ -12,6 +12,7 @@ from genre.errors import RegistryError
 from genre.registry import best_run, promote, register
 from genre.serving import GenrePyfunc
 from genre.training import train_run
+from tests.test_mlproject import _mlflow_run
 
 NAME = "genre-classifier"
 
@@ -93,3 +94,12 @@ def test_register_command_and_its_errors(runs, capsys):
     unregistered = train_run("knn", load_data("embedded"), n_splits=2, log_model=False)
     assert main(["register", "--run-id", unregistered.run_id]) == 2
     assert "has no loadable model" in capsys.readouterr().err
+
+
+def test_register_entry_point(runs, tracking):
+    done = _mlflow_run("register", tracking, run_id=runs["k15"].run_id)
+    assert done.returncode == 0, done.stderr[-2000:]
+    version = MlflowClient().get_model_version_by_alias(NAME, "champion")
+    assert version.tags["genre.source_run_id"] == runs["k15"].run_id
+    registration = MlflowClient().get_run(version.run_id)
+    assert registration.data.tags["genre.job"] == "register" and registration.data.params["run_id"]
