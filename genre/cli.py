@@ -338,6 +338,80 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+# --- register / promote / predict -----------------------------------------------------------------
+
+
+def _register_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-id", default="best", help="training run to register, or 'best' (default)")
+    parser.add_argument("--experiment", default="genre", help="where 'best' looks")
+    parser.add_argument("--metric", default="cv_accuracy_mean", help="what 'best' maximises")
+    parser.add_argument("--model", default="stacking", help="which model's runs 'best' considers")
+    parser.add_argument("--protocol", default="grouped", help="which protocol's runs 'best' considers")
+    parser.add_argument("--name", default="genre-classifier", help="the registered model")
+
+
+def _register(args: argparse.Namespace) -> int:
+    from genre.registry import register
+
+    done = register(
+        None if args.run_id == "best" else args.run_id,
+        experiment=args.experiment,
+        metric=args.metric,
+        model=args.model,
+        protocol=args.protocol,
+        name=args.name,
+    )
+    print(f"registered {done.name} version {done.version} from run {done.source_run_id} as @champion")
+    if done.previous_champion:
+        print(f"  version {done.previous_champion} is now @previous")
+    print(f"  serve it: mlflow models serve -m {done.model_uri} --env-manager local")
+    return 0
+
+
+def _promote_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("version", help="version number, or an alias ('previous' rolls back)")
+    parser.add_argument("--name", default="genre-classifier", help="the registered model")
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from genre.registry import promote
+    from genre.tracking import configure_tracking
+
+    configure_tracking()
+    new, old = promote(args.version, name=args.name)
+    print(f"{args.name}: @champion -> version {new}" + (f"; version {old} is now @previous" if old else ""))
+    return 0
+
+
+def _predict_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, AU)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model", help="any MLflow model URI of a registered serving model")
+    which.add_argument("--run-id", help="a training run: its logged model, served the same way")
+    parser.add_argument("--name", default="genre-classifier", help="registered model (default source)")
+    parser.add_argument("--alias", default="champion", help="alias of --name")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from genre.predict import predict_files
+
+    failed = 0
+    for path, answer in predict_files(
+        args.files, model=args.model, run_id=args.run_id, name=args.name, alias=args.alias
+    ):
+        if isinstance(answer, str):
+            failed += 1
+            print(f"{path}: error: {answer}", file=sys.stderr)
+            continue
+        top = sorted(answer["probabilities"].items(), key=lambda item: -item[1])[:3]
+        print(
+            f"{path}: {answer['genre']}  ("
+            + ", ".join(f"{g} {p:.3f}" for g, p in top)
+            + f"; {answer['windows']} windows)"
+        )
+    return 3 if failed else 0
+
+
 #: name -> (help, add arguments, run). One place to see every command.
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -361,6 +435,13 @@ COMMANDS: dict[
         _tune_stacking_parser,
         _tune_stacking,
     ),
+    "register": ("register a run's model for serving, as @champion", _register_parser, _register),
+    "promote": (
+        "move @champion to another version (the old one becomes @previous)",
+        _promote_parser,
+        _promote,
+    ),
+    "predict": ("genre and top-3 probabilities of audio files", _predict_parser, _predict),
 }
 
 

@@ -6,7 +6,7 @@ instead of a traceback, and callers can catch ``GenreError`` without knowing whi
 
 from __future__ import annotations
 
-__all__ = ["GenreError", "DataError", "AudioError", "ConfigError"]
+__all__ = ["GenreError", "DataError", "AudioError", "ConfigError", "RequestError", "RegistryError"]
 
 
 class GenreError(Exception):
@@ -31,3 +31,14 @@ class AudioError(GenreError, ValueError):
 
 class ConfigError(GenreError, ValueError):
     """An experiment configuration or a parameter value is invalid: names the file or parameter and key."""
+
+
+class RequestError(GenreError, ValueError):
+    """A prediction request cannot be answered as sent: names the row, column or limit at fault.
+
+    The served model turns it into an HTTP 400, so a client learns what to fix instead of getting a 500.
+    """
+
+
+class RegistryError(GenreError):
+    """A registration or promotion cannot be done: no such run, model, version or alias; names which."""

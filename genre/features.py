@@ -16,6 +16,7 @@ Feature functions follow librosa's conventions: keyword-only arguments, and each
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from functools import lru_cache
@@ -32,6 +33,7 @@ from genre.schema import FEATURE_COLUMNS, HOP_LENGTH, N_FFT, N_MFCC, SAMPLE_RATE
 
 __all__ = [
     "load_audio",
+    "load_audio_bytes",
     "extract_features",
     "extract_windows",
     "warm_up",
@@ -103,6 +105,59 @@ def load_audio(path: str | os.PathLike[str], *, sr: int = SAMPLE_RATE) -> np.nda
         ) from exc
     if y.size == 0:
         raise AudioError(f"{path}: the file decodes to 0 samples", kind="empty")
+    return y
+
+
+def load_audio_bytes(
+    data: bytes, *, sr: int = SAMPLE_RATE, name: str = "audio", max_seconds: float | None = None
+) -> np.ndarray:
+    """Decode an audio file held in memory, as ``load_audio`` reads one from disk.
+
+    The served model receives files as request bytes and must never touch a path on the server's disk,
+    so decoding goes through libsndfile's in-memory reader, with the same mono downmix and resampling as
+    ``load_audio``. The length is checked from the header before any sample is decoded, so an hour of
+    audio is refused in microseconds rather than after decoding it.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file: WAV, FLAC, OGG/Vorbis, MP3 or AU.
+    sr : int, default SAMPLE_RATE
+        Sample rate of the returned signal.
+    name : str, default "audio"
+        What error messages call the bytes (e.g. ``"row 3"``).
+    max_seconds : float, optional
+        Refuse longer audio (``kind="too_long"``).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n,)
+
+    Raises
+    ------
+    AudioError
+        ``kind="empty"`` for no bytes or no samples, ``kind="unreadable"`` for bytes libsndfile cannot
+        decode, ``kind="too_long"`` beyond ``max_seconds``.
+    """
+    if not data:
+        raise AudioError(f"{name}: no bytes (an empty file)", kind="empty")
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as audio:
+            seconds = audio.frames / audio.samplerate
+            if max_seconds is not None and seconds > max_seconds:
+                raise AudioError(
+                    f"{name}: {seconds:.1f} s of audio is longer than the limit of {max_seconds:g} s",
+                    kind="too_long",
+                )
+            y, _ = librosa.load(audio, sr=sr, mono=True)
+    except (sf.SoundFileError, OSError, RuntimeError) as exc:
+        raise AudioError(
+            f"{name}: {len(data)} bytes that are not audio libsndfile can decode (expected a {_READABLE} "
+            "file)",
+            kind="unreadable",
+        ) from exc
+    if y.size == 0:
+        raise AudioError(f"{name}: the audio decodes to 0 samples", kind="empty")
     return y
 
 

@@ -1,0 +1,293 @@
+"""Serving speed: the genre pyfunc against the same fitted stack in the plain mlflow.sklearn flavor.
+
+Usage::
+
+    python benchmarks/serving_speed.py [--data embedded] [--requests 300] [--batches 30] [--json OUT]
+
+Fits the default stacking ensemble once on ``--data`` (no cross-validation), logs it twice in a temporary
+tracking store -- as ``GenrePyfunc`` (``genre.serving``) and with ``mlflow.sklearn`` -- and serves both with
+``mlflow models serve --env-manager local`` side by side, requests alternating between them so both see
+the same machine load. Measured per server: start to first answer, p50/p95 of a 1-row feature request
+(``dataframe_split``, one kept-alive connection), rows/s for 1000-row batches (JSON ``dataframe_split``
+and ``text/csv``), and for the pyfunc the p50
+of a 30-s audio request (a real GTZAN clip when ``../shared`` is there, else a synthetic one). Prints a
+JSON blob, then a markdown table against the targets of issue 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from genre.data import load_data
+from genre.evaluation import fit_model
+from genre.models import make_model
+from genre.schema import FEATURE_COLUMNS, SAMPLE_RATE
+from genre.serving import encode_audio, log_serving_model
+from genre.training import PIP_REQUIREMENTS
+
+SHARED_DIR = Path(os.environ.get("GENRE_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """One ``mlflow models serve`` process and a kept-alive connection to it."""
+
+    def __init__(self, model_uri: str, tracking_uri: str, log: Path) -> None:
+        self.port = _free_port()
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "MLFLOW_TRACKING_URI": tracking_uri,
+        }
+        command = [shutil.which("mlflow", path=str(BIN)), "models", "serve", "-m", model_uri]
+        command += ["--env-manager", "local", "-p", str(self.port), "--host", "127.0.0.1"]
+        self.started = time.perf_counter()
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.log = log
+        self.connection: http.client.HTTPConnection | None = None
+
+    def post(self, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
+        """POST to /invocations on the kept-alive connection; reconnect once if the server closed it idle."""
+        for attempt in (1, 2):
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            try:
+                self.connection.request("POST", "/invocations", body, {"Content-Type": content_type})
+                response = self.connection.getresponse()
+                return response.status, response.read()
+            except (http.client.HTTPException, OSError):
+                self.connection.close()
+                self.connection = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def wait_for_first_answer(self, body: bytes, timeout: float = 300) -> float:
+        """Seconds from launch to the first 200 to ``body``."""
+        while True:
+            try:
+                if self.post(body)[0] == 200:
+                    return time.perf_counter() - self.started
+            except OSError:
+                self.connection = None
+            if self.process.poll() is not None or time.perf_counter() - self.started > timeout:
+                raise RuntimeError(f"server did not answer:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def timed(self, body: bytes, content_type: str = "application/json") -> float:
+        start = time.perf_counter()
+        status, answer = self.post(body, content_type)
+        elapsed = time.perf_counter() - start
+        if status != 200:
+            raise RuntimeError(answer[:500])
+        return elapsed
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+def _features_body(rows) -> bytes:
+    return json.dumps(
+        {"dataframe_split": {"columns": list(FEATURE_COLUMNS), "data": rows.to_numpy().tolist()}}
+    ).encode()
+
+
+def _clip() -> tuple[bytes, str]:
+    clips = sorted((SHARED_DIR / "data" / "gtzan" / "audio").glob("*/*.wav"))
+    if clips:
+        return clips[0].read_bytes(), f"GTZAN {clips[0].name}"
+    import io
+
+    import soundfile as sf
+
+    from genre.synthetic import synthesize_clip
+
+    y = synthesize_clip("breakbeat", rng=np.random.default_rng(0), n_samples=30 * SAMPLE_RATE, sr=SAMPLE_RATE)
+    buffer = io.BytesIO()
+    sf.write(buffer, y, SAMPLE_RATE, format="WAV")
+    return buffer.getvalue(), "synthetic 30-s WAV"
+
+
+def _quantiles(seconds: list[float]) -> dict[str, float]:
+    ms = np.array(seconds) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "n": len(ms)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="embedded")
+    parser.add_argument("--requests", type=int, default=300, help="1-row requests per server")
+    parser.add_argument("--batches", type=int, default=30, help="1000-row requests per server")
+    parser.add_argument("--audio", type=int, default=20, help="30-s audio requests")
+    parser.add_argument("--json", type=Path, help="also write the JSON here")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    dataset = load_data(args.data)
+    started = time.perf_counter()
+    fitted = fit_model(make_model("stacking"), dataset)
+    fit_seconds = time.perf_counter() - started
+
+    tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    tracking_uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("serving-bench")
+    with mlflow.start_run():
+        log_serving_model(
+            fitted,
+            windowed=dataset.windowed,
+            input_example=dataset.X.head(2),
+            registered_model_name="bench-pyfunc",
+        )
+        mlflow.sklearn.log_model(
+            fitted,
+            name="plain",
+            serialization_format="cloudpickle",
+            input_example=dataset.X.head(2),
+            pip_requirements=PIP_REQUIREMENTS,
+            code_paths=[str(Path(make_model.__code__.co_filename).parent)],
+            registered_model_name="bench-sklearn",
+        )
+
+    rng = np.random.default_rng(0)
+    one_row = [_features_body(dataset.X.iloc[[i % len(dataset.X)]]) for i in range(args.requests)]
+    big = dataset.X.iloc[rng.integers(0, len(dataset.X), 1000)]
+    batch = _features_body(big)
+    batch_csv = big.to_csv(index=False).encode()
+    clip, clip_name = _clip()
+    audio = json.dumps({"dataframe_records": [{"audio": encode_audio(clip)}]}).encode()
+
+    models = {"genre pyfunc": "models:/bench-pyfunc/1", "plain mlflow.sklearn": "models:/bench-sklearn/1"}
+    servers: dict[str, Server] = {}
+    results: dict[str, dict] = {}
+    try:
+        # Started one after the other: two servers loading TensorFlow at once on 2 cores would each look slow.
+        for name, uri in models.items():
+            servers[name] = Server(uri, tracking_uri, tmp / f"{name.split()[-1]}.log")
+            results[name] = {"start_to_first_answer_s": servers[name].wait_for_first_answer(one_row[0])}
+        for server in servers.values():  # warm-up
+            for body in one_row[:20]:
+                server.timed(body)
+            server.timed(batch)
+        single: dict[str, list[float]] = {name: [] for name in servers}
+        for body in one_row:
+            for name, server in servers.items():
+                single[name].append(server.timed(body))
+        batches: dict[str, list[float]] = {name: [] for name in servers}
+        batches_csv: dict[str, list[float]] = {name: [] for name in servers}
+        for _ in range(args.batches):
+            for name, server in servers.items():
+                batches[name].append(server.timed(batch))
+                batches_csv[name].append(server.timed(batch_csv, "text/csv"))
+        pyfunc = servers["genre pyfunc"]
+        pyfunc.timed(audio)
+        audio_seconds = [pyfunc.timed(audio) for _ in range(args.audio)]
+    finally:
+        for server in servers.values():
+            server.stop()
+    for name in servers:
+        results[name]["one_row"] = _quantiles(single[name])
+        results[name]["batch_1000_rows_per_s"] = 1000 / statistics.median(batches[name])
+        results[name]["batch_1000_csv_rows_per_s"] = 1000 / statistics.median(batches_csv[name])
+    results["genre pyfunc"]["audio_30s"] = {**_quantiles(audio_seconds), "clip": clip_name}
+
+    report = {
+        "data": dataset.name,
+        "rows": len(dataset.frame),
+        "windowed": dataset.windowed,
+        "fit_seconds": fit_seconds,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "results": results,
+    }
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(_table(results))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _table(results: dict[str, dict]) -> str:
+    ours, plain = results["genre pyfunc"], results["plain mlflow.sklearn"]
+    ratio = ours["one_row"]["p50_ms"] / plain["one_row"]["p50_ms"]
+    rows = [
+        (
+            "1-row p50",
+            f"{ours['one_row']['p50_ms']:.1f} ms",
+            f"{plain['one_row']['p50_ms']:.1f} ms",
+            "< 20 ms",
+            ours["one_row"]["p50_ms"] < 20,
+        ),
+        ("1-row p50 ratio", f"{ratio:.2f}x", "1x", "<= 1.5x", ratio <= 1.5),
+        (
+            "1-row p95",
+            f"{ours['one_row']['p95_ms']:.1f} ms",
+            f"{plain['one_row']['p95_ms']:.1f} ms",
+            "-",
+            None,
+        ),
+        (
+            "1000-row batches",
+            f"{ours['batch_1000_rows_per_s']:,.0f} rows/s",
+            f"{plain['batch_1000_rows_per_s']:,.0f} rows/s",
+            ">= 20,000 rows/s",
+            ours["batch_1000_rows_per_s"] >= 20_000,
+        ),
+        (
+            "1000-row batches, CSV body",
+            f"{ours['batch_1000_csv_rows_per_s']:,.0f} rows/s",
+            f"{plain['batch_1000_csv_rows_per_s']:,.0f} rows/s",
+            ">= 20,000 rows/s",
+            ours["batch_1000_csv_rows_per_s"] >= 20_000,
+        ),
+        (
+            "30-s audio p50",
+            f"{ours['audio_30s']['p50_ms']:.0f} ms",
+            "n/a (features only)",
+            "< 1 s",
+            ours["audio_30s"]["p50_ms"] < 1000,
+        ),
+        (
+            "start to first answer",
+            f"{ours['start_to_first_answer_s']:.1f} s",
+            f"{plain['start_to_first_answer_s']:.1f} s",
+            "< 15 s",
+            ours["start_to_first_answer_s"] < 15,
+        ),
+    ]
+    lines = ["| measure | genre pyfunc | plain mlflow.sklearn | target | met |", "|---|---|---|---|---|"]
+    for label, a, b, target, met in rows:
+        lines.append(
+            f"| {label} | {a} | {b} | {target} | {'-' if met is None else ('yes' if met else '**no**')} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+"""The served model: a fitted classifier behind MLflow's pyfunc interface, for feature rows or raw audio.
+
+``mlflow models serve`` answers ``/invocations`` by calling ``predict`` of a ``mlflow.pyfunc`` model.
+``GenrePyfunc`` is that model for any fitted genre pipeline (the stacking ensemble in production):
+
+* the estimator is saved with joblib as an artifact and loaded in ``load_context``; the package's code is
+  logged beside it (``code_paths``), so the model loads with the code it was trained with, not with
+  whatever ``genre`` happens to be installed later;
+* ``load_context`` also warms up: librosa's numba kernels and TensorFlow load once, before the first
+  request instead of during it;
+* ``predict`` only turns a request into features and features into probabilities.
+
+A request is one of two forms, told apart by its columns:
+
+* **features**: the 57 ``FEATURE_COLUMNS``, matched by name in any order, finite numbers;
+* **audio**: one column ``audio`` holding a whole audio file per row (WAV, FLAC, OGG, MP3, AU), base64
+  encoded in JSON (or raw ``bytes`` in-process). The file is decoded in memory, never read from a path,
+  cut into the windows the model was trained on (3-s windows, or 30-s clips) and the windows'
+  probabilities are averaged; the answer says how many windows were used.
+
+Columns outside the model's signature are ignored: MLflow drops them before ``predict`` runs (and the
+server logs their names), so a row of a GTZAN CSV with its ``filename``, ``length`` and ``label`` is
+scored as is. Mixing the two forms in one request is refused. Every other problem -- missing features,
+non-numeric or non-finite values, an empty batch, bad base64, bytes that are not audio, audio shorter
+than a window or silent, a request over the limits below -- raises ``RequestError`` in-process and
+becomes an HTTP 400 whose message names the row and column at fault.
+
+Limits per request (HTTP 400 beyond them): ``MAX_ROWS`` feature rows, ``MAX_AUDIO_BYTES`` of audio
+files in all and ``MAX_AUDIO_SECONDS`` of audio per file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Map
+
+from genre import features
+from genre.errors import AudioError, GenreError, RequestError
+from genre.extraction import SILENCE_PEAK
+from genre.schema import FEATURE_COLUMNS, SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_STEP
+from genre.training import PIP_REQUIREMENTS
+
+__all__ = [
+    "AUDIO_COLUMN",
+    "CLIP_WINDOW_SAMPLES",
+    "MAX_AUDIO_BYTES",
+    "MAX_AUDIO_SECONDS",
+    "MAX_ROWS",
+    "SERVING_REQUIREMENTS",
+    "GenreClassifier",
+    "GenrePyfunc",
+    "encode_audio",
+    "log_serving_model",
+    "signature",
+    "windowing",
+]
+
+#: The column of the audio form: one base64-encoded audio file per row.
+AUDIO_COLUMN = "audio"
+#: Feature rows per request. 100,000 rows are ~45 MB of JSON and about 10 s of work; more is a batch job.
+MAX_ROWS = 100_000
+#: Audio file bytes per request, all rows together (before base64, which adds a third).
+MAX_AUDIO_BYTES = 32 * 2**20
+#: Length of one audio file. Ten minutes is a long song, about 200 3-s windows, a few seconds of work.
+MAX_AUDIO_SECONDS = 600.0
+#: Window of a model trained on whole 30-s clips: GTZAN's shortest clip (29.93 s), so every GTZAN clip
+#: gives one window and a song gives one per 30 s.
+CLIP_WINDOW_SAMPLES = 660_000
+
+#: What the served model needs installed: the training requirements plus MLflow and the audio stack.
+#: Explicit, because letting MLflow infer them imports TensorFlow and takes ~17 s (stack-facts.md).
+SERVING_REQUIREMENTS = [
+    *PIP_REQUIREMENTS,
+    "mlflow==3.17.2",
+    "librosa==0.11.0",
+    "soundfile==0.14.0",
+    "scipy==1.17.1",
+]
+
+_REPORTED = 5  # bad cells quoted in one message
+
+
+def windowing(windowed: bool) -> dict[str, int]:
+    """How audio is cut for a model trained on 3-s windows (``windowed``) or on whole 30-s clips.
+
+    A model must see features computed over the span it was trained on: a variance over 3 s is not a
+    variance over 30 s. Windows of 3-s models start every 3 s and hold 66,149 samples, Kaggle's layout
+    (``features.extract_windows``); a clip model's windows tile the audio by ``CLIP_WINDOW_SAMPLES``.
+    """
+    if windowed:
+        return {"window_samples": WINDOW_SAMPLES, "window_step": WINDOW_STEP}
+    return {"window_samples": CLIP_WINDOW_SAMPLES, "window_step": CLIP_WINDOW_SAMPLES}
+
+
+def signature() -> ModelSignature:
+    """The served model's signature: 57 optional doubles and an optional ``audio`` string, by name.
+
+    Every input is optional because a request carries one form or the other; ``GenreClassifier`` checks
+    that a form is complete. The output holds the genre, a map of each genre's probability, and for
+    audio the number of windows.
+    """
+    inputs = [ColSpec(DataType.double, name, required=False) for name in FEATURE_COLUMNS]
+    inputs.append(ColSpec(DataType.string, AUDIO_COLUMN, required=False))
+    outputs = [
+        ColSpec(DataType.string, "genre"),
+        ColSpec(Map(DataType.double), "probabilities"),
+        ColSpec(DataType.long, "windows", required=False),
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def encode_audio(data: bytes) -> str:
+    """An audio file's bytes as the ``audio`` column expects them in JSON: standard base64, one line."""
+    return base64.b64encode(data).decode("ascii")
+
+
+class GenreClassifier:
+    """Answers prediction requests (feature rows or audio files) with a fitted genre classifier.
+
+    The request logic of the served model, free of MLflow, so ``genre predict`` on a training run and the
+    server share it.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        Anything with ``predict_proba`` and ``classes_`` fitted on a DataFrame of ``FEATURE_COLUMNS``:
+        a pipeline from ``genre.models.make_model``.
+    window_samples : int, default WINDOW_SAMPLES
+        Length of the audio windows the estimator was trained on (see ``windowing``).
+    window_step : int, default WINDOW_STEP
+        Samples from one window's start to the next.
+
+    Examples
+    --------
+    >>> from genre.models import make_model
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame(rng.normal(size=(40, 57)), columns=FEATURE_COLUMNS)
+    >>> y = np.repeat(["jazz", "rock"], 20)
+    >>> classifier = GenreClassifier(make_model("knn").fit(X, y))
+    >>> answer = classifier.predict(X.head(2))
+    >>> list(answer.columns), sorted(answer["probabilities"][0])
+    (['genre', 'probabilities'], ['jazz', 'rock'])
+    >>> classifier.predict(X.drop(columns="tempo").head(1))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    genre.errors.RequestError: missing feature column(s) tempo; send all 57 features ... or 'audio'
+    """
+
+    def __init__(
+        self, estimator: Any, *, window_samples: int = WINDOW_SAMPLES, window_step: int = WINDOW_STEP
+    ) -> None:
+        self.estimator = estimator
+        self.window_samples = window_samples
+        self.window_step = window_step
+        self.classes = [str(label) for label in estimator.classes_]
+
+    def warm_up(self) -> float:
+        """Run the extractor and the estimator once, so the first request pays no compilation or import.
+
+        Returns the seconds taken (about 2 s with numba's cache warm, 30 s in a brand-new environment).
+        """
+        start = time.perf_counter()
+        features.warm_up()
+        zeros = pd.DataFrame(np.zeros((1, len(FEATURE_COLUMNS))), columns=list(FEATURE_COLUMNS))
+        self.estimator.predict_proba(zeros)
+        return time.perf_counter() - start
+
+    def predict(self, request: pd.DataFrame) -> pd.DataFrame:
+        """The genre and every genre's probability per row; for audio, also the windows used.
+
+        Raises
+        ------
+        RequestError
+            Naming the row, column or limit at fault (see the module's docstring).
+        """
+        if not isinstance(request, pd.DataFrame):
+            raise RequestError(f"expected a table of rows (a DataFrame), got {type(request).__name__}")
+        present = [c for c in FEATURE_COLUMNS if c in request.columns]
+        if AUDIO_COLUMN in request.columns:
+            if present:
+                raise RequestError(
+                    f"send either the feature columns or {AUDIO_COLUMN!r}, not both (got {AUDIO_COLUMN!r} "
+                    f"and {_names(present)})"
+                )
+            self._check_rows(request, limit=None)
+            return self.predict_audio(
+                [_audio_bytes(value, row) for row, value in enumerate(request[AUDIO_COLUMN])]
+            )
+        missing = [c for c in FEATURE_COLUMNS if c not in request.columns]
+        if missing:
+            raise RequestError(
+                f"missing feature column(s) {_names(missing)}; send all {len(FEATURE_COLUMNS)} features "
+                f"(any order) or {AUDIO_COLUMN!r}"
+            )
+        self._check_rows(request, limit=MAX_ROWS)
+        return self._answer(self.estimator.predict_proba(_finite_features(request)))
+
+    def predict_audio(self, files: Sequence[bytes], *, names: Sequence[str] | None = None) -> pd.DataFrame:
+        """``predict`` for audio files given as bytes; ``names`` label them in errors (default ``row <i>``).
+
+        Each file is cut into the model's windows and its windows' probabilities are averaged: the
+        track-level prediction that ``cv_track_accuracy`` scores.
+        """
+        names = [f"row {i}" for i in range(len(files))] if names is None else list(names)
+        total = sum(len(data) for data in files)
+        if total > MAX_AUDIO_BYTES:
+            raise RequestError(
+                f"audio payload too large: {total / 2**20:.1f} MiB of audio files in one request, the "
+                f"limit is {MAX_AUDIO_BYTES / 2**20:g} MiB"
+            )
+        rows: list[dict[str, float]] = []
+        windows = []
+        for data, name in zip(files, names, strict=True):
+            found = self._windows(data, name)
+            rows.extend(found)
+            windows.append(len(found))
+        counts = np.array(windows)
+        proba = self.estimator.predict_proba(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
+        proba = np.add.reduceat(proba, np.cumsum(counts) - counts, axis=0) / counts[:, None]
+        return self._answer(proba, counts)
+
+    def _check_rows(self, request: pd.DataFrame, *, limit: int | None) -> None:
+        if len(request) == 0:
+            raise RequestError("empty batch: the request holds no rows")
+        if limit is not None and len(request) > limit:
+            raise RequestError(f"too many rows: {len(request)} in one request, the limit is {limit}")
+
+    def _windows(self, data: bytes, name: str) -> list[dict[str, float]]:
+        try:
+            y = features.load_audio_bytes(data, sr=SAMPLE_RATE, name=name, max_seconds=MAX_AUDIO_SECONDS)
+        except AudioError as exc:
+            raise RequestError(str(exc)) from None
+        if len(y) < self.window_samples:
+            raise RequestError(
+                f"{name}: {len(y) / SAMPLE_RATE:.2f} s of audio is shorter than one "
+                f"{self.window_samples / SAMPLE_RATE:.2f} s window, the span the model was trained on"
+            )
+        if float(np.max(np.abs(y))) < SILENCE_PEAK:
+            raise RequestError(f"{name}: the audio is silent (peak amplitude below {SILENCE_PEAK:g})")
+        return features.extract_windows(y, sr=SAMPLE_RATE, window=self.window_samples, step=self.window_step)
+
+    def _answer(self, proba: np.ndarray, windows: np.ndarray | None = None) -> pd.DataFrame:
+        answer = pd.DataFrame(
+            {
+                "genre": [self.classes[i] for i in proba.argmax(axis=1)],
+                "probabilities": [dict(zip(self.classes, row, strict=True)) for row in proba.tolist()],
+            }
+        )
+        if windows is not None:
+            answer["windows"] = windows.astype(np.int64)
+        return answer
+
+
+class GenrePyfunc(mlflow.pyfunc.PythonModel):
+    """``GenreClassifier`` as an MLflow pyfunc model: what ``mlflow models serve`` loads and calls.
+
+    The artifact ``estimator`` is the joblib file of the fitted pipeline; ``model_config`` holds the
+    audio windowing (``window_samples``, ``window_step``). ``RequestError`` becomes an ``MlflowException``
+    with ``INVALID_PARAMETER_VALUE``, which the scoring server answers with HTTP 400 and the message.
+    """
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Load the estimator and warm up the extractor and the network, once per process."""
+        config = context.model_config or {}
+        self.classifier = GenreClassifier(
+            joblib.load(context.artifacts["estimator"]),
+            window_samples=int(config.get("window_samples", WINDOW_SAMPLES)),
+            window_step=int(config.get("window_step", WINDOW_STEP)),
+        )
+        self.classifier.warm_up()
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Answer one request; see ``GenreClassifier.predict``."""
+        try:
+            return self.classifier.predict(model_input)
+        except GenreError as exc:
+            raise MlflowException.invalid_parameter_value(str(exc)) from None
+
+
+def log_serving_model(
+    estimator: Any,
+    *,
+    windowed: bool,
+    input_example: pd.DataFrame,
+    name: str = "serving_model",
+    registered_model_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> ModelInfo:
+    """Log ``estimator`` as a ``GenrePyfunc`` model in the active run; register it when a name is given.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        A pipeline from ``make_model``, fitted on ``FEATURE_COLUMNS``.
+    windowed : bool
+        Whether it was trained on 3-s windows (True) or on whole clips; sets the audio windowing.
+    input_example : pandas.DataFrame
+        A few feature rows, stored with the model and checked against it when logged.
+    name : str, default "serving_model"
+        The model's name within the run.
+    registered_model_name : str, optional
+        Register the logged model as a new version of this registered model.
+    tags : mapping, optional
+        Tags of the logged model.
+
+    Returns
+    -------
+    mlflow.models.model.ModelInfo
+        ``registered_model_version`` is set when registered.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "estimator.joblib"
+        joblib.dump(estimator, path)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=GenrePyfunc(),
+            artifacts={"estimator": str(path)},
+            model_config=windowing(windowed),
+            code_paths=[str(Path(__file__).parent)],
+            pip_requirements=SERVING_REQUIREMENTS,
+            signature=signature(),
+            input_example=input_example.loc[:, list(FEATURE_COLUMNS)],
+            registered_model_name=registered_model_name,
+            tags=dict(tags or {}),
+        )
+
+
+def _finite_features(request: pd.DataFrame) -> pd.DataFrame:
+    """The 57 features as float64 in canonical order, or a ``RequestError`` quoting the first bad cells."""
+    table = request.loc[:, list(FEATURE_COLUMNS)]
+    kinds = table.dtypes.map(lambda dtype: getattr(dtype, "kind", "O"))
+    if kinds.isin(["f", "i", "u"]).all():
+        values = table.to_numpy(dtype=np.float64)
+        text = None
+    else:  # in-process callers may send strings; the server has already refused them
+        text = table.astype(object)
+        values = np.column_stack(
+            [
+                np.full(len(table), np.nan)  # True is not a tempo
+                if column.dtype.kind == "b"
+                else pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                for _, column in table.items()
+            ]
+        )
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        cells = [
+            f"row {row}, column {FEATURE_COLUMNS[col]}: "
+            f"{(text.iat[row, col] if text is not None else values[row, col])!r}"
+            for row, col in zip(rows[:_REPORTED], cols[:_REPORTED], strict=True)
+        ]
+        more = f" and {len(rows) - _REPORTED} more" if len(rows) > _REPORTED else ""
+        raise RequestError(f"{len(rows)} feature value(s) are not finite numbers: {'; '.join(cells)}{more}")
+    return pd.DataFrame(values, columns=list(FEATURE_COLUMNS))
+
+
+def _audio_bytes(value: object, row: int) -> bytes:
+    """One cell of the audio column as file bytes: base64 text (whitespace allowed) or raw bytes."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if not isinstance(value, str):
+        raise RequestError(
+            f"row {row}, column {AUDIO_COLUMN!r}: expected a base64-encoded audio file, got "
+            f"{'nothing' if value is None or value != value else type(value).__name__}"
+        )
+    text = "".join(value.split())
+    if len(text) * 3 // 4 > MAX_AUDIO_BYTES:
+        raise RequestError(
+            f"audio payload too large: row {row} alone holds {len(text) * 3 / 4 / 2**20:.1f} MiB of "
+            f"audio, the limit is {MAX_AUDIO_BYTES / 2**20:g} MiB per request"
+        )
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(
+            f"row {row}, column {AUDIO_COLUMN!r}: not valid base64 ({len(text)} characters starting "
+            f"{text[:20]!r}); send the file's bytes as standard base64 (base64 -w0 FILE)"
+        ) from None
+
+
+def _names(columns: list[str]) -> str:
+    shown = ", ".join(columns[:_REPORTED])
+    return shown + (f" and {len(columns) - _REPORTED} more" if len(columns) > _REPORTED else "")
