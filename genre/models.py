@@ -282,6 +282,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     ----------
     model_ : keras.Model
         The trained network.
+    coefs_ : list of ndarray
+        Its Dense layers' kernels, input to output (as in ``MLPClassifier``); ``predict_proba`` uses them.
+    intercepts_ : list of ndarray
+        Its Dense layers' biases.
     classes_ : ndarray of shape (n_classes,)
         Class labels; output unit ``i`` is ``classes_[i]``.
     n_features_in_ : int
@@ -312,8 +316,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     of a cross-validation or a stack trace them once; each fit loads its own freshly initialised network
     into them and takes the result back. ``random_state`` seeds each layer's initialiser and dropout,
     the validation split and a NumPy generator that shuffles the batches; no global generator (Python's,
-    NumPy's, TensorFlow's or Keras') is used or changed. ``predict_proba`` calls the network directly
-    rather than ``model.predict``, which costs tens of milliseconds per call in set-up.
+    NumPy's, TensorFlow's or Keras') is used or changed. ``predict_proba`` runs the forward pass in NumPy
+    on the trained weights rather than through ``model.predict`` (tens of milliseconds of set-up per
+    call) or even the network itself (~7 ms per call): a served request is often a single row.
 
     Examples
     --------
@@ -399,15 +404,25 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             trainer.load(self.model_)
             self._train(trainer, (X_train, y_train), validation, seed)
             trainer.store(self.model_)
+        dense = [layer.get_weights() for layer in self.model_.layers if layer.__class__.__name__ == "Dense"]
+        self.coefs_ = [kernel for kernel, _ in dense]
+        self.intercepts_ = [bias for _, bias in dense]
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (float64, rows summing to 1), columns in the order of ``classes_``."""
+        """Class probabilities (float64, rows summing to 1), columns in the order of ``classes_``.
+
+        The forward pass runs in NumPy on the trained weights (``coefs_``, ``intercepts_``; dropout is
+        off at inference), which is the network ``model_`` computes: calling TensorFlow costs ~7 ms
+        per call, most of a served one-row request, against ~0.1 ms here.
+        """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
-        keras, _ = _import_keras()
-        proba = keras.ops.convert_to_numpy(self.model_(keras.ops.convert_to_tensor(X), training=False))
-        proba = proba.astype(np.float64)
+        hidden = validate_data(self, X, reset=False, dtype=np.float32)
+        for kernel, bias in zip(self.coefs_[:-1], self.intercepts_[:-1], strict=True):
+            hidden = np.maximum(hidden @ kernel + bias, 0.0)
+        logits = (hidden @ self.coefs_[-1] + self.intercepts_[-1]).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:

@@ -304,3 +304,14 @@ def test_single_class_and_unsplittable_validation_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="stratified validation set from 30 rows with 4 classes"):
         KerasMLPClassifier(epochs=1).fit(X, y)
     assert KerasMLPClassifier(epochs=1, validation_fraction=None).fit(X, y).stopped_epoch_ == 1
+
+
+def test_numpy_forward_pass_is_the_networks() -> None:
+    """predict_proba runs on coefs_/intercepts_ in NumPy; it must be what the Keras network computes."""
+    import keras
+
+    X, y = make_classification(n_samples=120, n_features=12, n_informative=6, n_classes=3, random_state=1)
+    clf = KerasMLPClassifier(hidden_layers=3, units=16, dropout=0.3, epochs=5, random_state=0).fit(X, y)
+    network = keras.ops.convert_to_numpy(clf.model_(X.astype(np.float32), training=False))
+    np.testing.assert_allclose(clf.predict_proba(X), network, rtol=1e-5, atol=1e-6)
+    assert [w.shape for w in clf.coefs_] == [(12, 16), (16, 16), (16, 16), (16, 3)]
