@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,37 +40,37 @@ Build = Callable[[Dataset], Pipeline]
 
 
 def procedures(args: argparse.Namespace) -> dict[str, Build]:
-    """Every row of the table: ``model/strategy`` -> what runs inside an outer fold."""
+    """Every row of the table: ``model/strategy`` -> what runs inside an outer fold.
 
-    def search(model: str, strategy: str, **kwargs: object) -> Build:
-        kind = "grid" if strategy == "grid" else "optuna"
-        config = load_search_config(model, kind)
-        return search_builder(config, kind, n_splits=args.inner_folds, seed=args.seed, **kwargs)
+    ``+logvar`` rows put ``models.LogVariances`` (log of the ``*_var`` columns) before the scaler.
+    """
 
-    def default(model: str, **params: object) -> Build:
-        return lambda train: make_model(model, params, random_state=args.seed)
+    def search(model: str, strategy: str, transform: str = "standard", **kwargs: object) -> Build:
+        config = replace(load_search_config(model, strategy), transform=transform)
+        return search_builder(config, strategy, n_splits=args.inner_folds, seed=args.seed, **kwargs)
 
-    nn_trials = {"n_trials": args.nn_trials}
+    def default(model: str) -> Build:
+        return lambda train: make_model(model, random_state=args.seed)
+
+    def tuned_stack(strategy: str, transform: str = "standard", **kwargs: object) -> Build:
+        bases = {name: search(name, strategy, transform, **kwargs) for name in ("knn", "svm")}
+        return stack_builder(bases, seed=args.seed, transform=transform)
+
+    trials = {"n_trials": args.trials}
     return {
         "knn/default": default("knn"),
         "knn/grid": search("knn", "grid"),
-        "knn/optuna": search("knn", "optuna", n_trials=args.trials),
+        "knn/optuna": search("knn", "optuna", **trials),
         "svm/default": default("svm"),
         "svm/grid": search("svm", "grid"),
-        "svm/optuna": search("svm", "optuna", n_trials=args.trials),
+        "svm/optuna": search("svm", "optuna", **trials),
+        "svm/grid+logvar": search("svm", "grid", "logvar"),
         "nn/early-stopping": default("nn"),
-        "nn/optuna": search("nn", "optuna", **nn_trials),
+        "nn/optuna": search("nn", "optuna", n_trials=args.nn_trials),
         "stacking/default": default("stacking"),
-        "stacking/grid-bases": stack_builder(
-            {"knn": search("knn", "grid"), "svm": search("svm", "grid")}, seed=args.seed
-        ),
-        "stacking/optuna-bases": stack_builder(
-            {
-                "knn": search("knn", "optuna", n_trials=args.trials),
-                "svm": search("svm", "optuna", n_trials=args.trials),
-            },
-            seed=args.seed,
-        ),
+        "stacking/grid-bases": tuned_stack("grid"),
+        "stacking/grid-bases+logvar": tuned_stack("grid", "logvar"),
+        "stacking/optuna-bases": tuned_stack("optuna", **trials),
     }
 
 

@@ -4,6 +4,7 @@ A configuration names a model, what to maximise, parameters held fixed, and eith
 combination is tried, by ``GridSearchCV``) or a ``space`` (Optuna samples from it)::
 
     model: svm                 # knn | svm | nn | stacking
+    transform: logvar          # standard (default) | logvar: log of the *_var columns before scaling
     scoring: accuracy          # any scikit-learn scorer name; default accuracy
     fixed: {calibration: temperature}
     grid:                      # a mapping of lists, or a list of such mappings
@@ -31,7 +32,7 @@ import yaml
 from sklearn.metrics import get_scorer_names
 
 from genre.errors import ConfigError
-from genre.models import MODEL_NAMES, check_params
+from genre.models import MODEL_NAMES, TRANSFORMS, check_params
 
 __all__ = ["SearchConfig", "load_search_config", "resolve_config_path", "suggest"]
 
@@ -40,8 +41,8 @@ __all__ = ["SearchConfig", "load_search_config", "resolve_config_path", "suggest
 _EXPERIMENT_DIRS = (Path("experiments"), Path(__file__).resolve().parents[1] / "experiments")
 
 _KEYS = {
-    "grid": {"model", "scoring", "fixed", "grid"},
-    "optuna": {"model", "scoring", "fixed", "space", "pruner"},
+    "grid": {"model", "transform", "scoring", "fixed", "grid"},
+    "optuna": {"model", "transform", "scoring", "fixed", "space", "pruner"},
 }
 
 _PRUNERS: dict[str, type[optuna.pruners.BasePruner]] = {
@@ -65,6 +66,8 @@ class SearchConfig:
     kind : {"grid", "optuna"}
     model : str
         One of ``MODEL_NAMES``.
+    transform : str
+        One of ``models.TRANSFORMS``: the feature transform before the scaler.
     scoring : str
         The scikit-learn scorer the search maximises.
     fixed : dict
@@ -81,6 +84,7 @@ class SearchConfig:
     path: Path
     kind: str
     model: str
+    transform: str = "standard"
     scoring: str = "accuracy"
     fixed: dict[str, Any] = field(default_factory=dict)
     grid: list[dict[str, list[Any]]] = field(default_factory=list)
@@ -152,6 +156,9 @@ def load_search_config(spec: str | Path, kind: str) -> SearchConfig:
     model = raw.get("model")
     if model not in MODEL_NAMES:
         raise where.error("model", f"expected one of {', '.join(MODEL_NAMES)}, got {model!r}")
+    transform = raw.get("transform", "standard")
+    if transform not in TRANSFORMS:
+        raise where.error("transform", f"expected one of {', '.join(TRANSFORMS)}, got {transform!r}")
     scoring = raw.get("scoring", "accuracy")
     if scoring not in get_scorer_names():
         raise where.error(
@@ -170,14 +177,14 @@ def load_search_config(spec: str | Path, kind: str) -> SearchConfig:
             raise where.error(
                 f"fixed.{overlap[0]}", "also in the grid; a parameter is either fixed or searched"
             )
-        return SearchConfig(path, kind, model, scoring, dict(fixed), grid=grid)
+        return SearchConfig(path, kind, model, transform, scoring, dict(fixed), grid=grid)
 
     space = _read_space(raw.get("space"), model, where)
     overlap = sorted(set(fixed) & set(space))
     if overlap:
         raise where.error(f"fixed.{overlap[0]}", "also in the space; a parameter is either fixed or searched")
     pruner = _read_pruner(raw.get("pruner"), where)
-    return SearchConfig(path, kind, model, scoring, dict(fixed), space=space, pruner=pruner)
+    return SearchConfig(path, kind, model, transform, scoring, dict(fixed), space=space, pruner=pruner)
 
 
 def suggest(trial: optuna.Trial, name: str, distribution: optuna.distributions.BaseDistribution) -> Any:

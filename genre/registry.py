@@ -258,8 +258,14 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion 
 
 
 def _input_example(estimator: Pipeline) -> pd.DataFrame:
-    """Two rows of the training data's means (the scaler's), a plausible and always valid input."""
-    means = estimator[0].mean_
+    """Two rows of the training data's means (the scaler's), a plausible and always valid input.
+
+    Steps before the scaler (``logvar``) are undone, so the example is in the features' own units.
+    """
+    means = estimator.named_steps["scale"].mean_
+    names = [name for name, _ in estimator.steps]
+    for _, step in reversed(estimator.steps[: names.index("scale")]):
+        means = step.inverse_transform(means[None, :])[0]
     return pd.DataFrame([means, means], columns=list(estimator.feature_names_in_))
 
 

@@ -162,7 +162,7 @@ def grid_search(
     stack's inner folds track-grouped). A candidate that fails to fit scores NaN and the search goes on.
     """
     _check_searchable(config, dataset)
-    estimator = make_model(config.model, config.fixed, random_state=seed)
+    estimator = make_model(config.model, config.fixed, random_state=seed, transform=config.transform)
     grid = [
         {
             f"{config.model}__{name}": [check_params(config.model, {name: v})[name] for v in values]
@@ -396,7 +396,7 @@ def _trial(
     parent_run_id: str | None,
 ) -> float:
     params = {**config.fixed, **{name: suggest(trial, name, d) for name, d in config.space.items()}}
-    model = make_model(config.model, params, random_state=seed)
+    model = make_model(config.model, params, random_state=seed, transform=config.transform)
     if parent_run_id is None:
         return _cross_validate_trial(trial, config, model, dataset, folds)[0]
     with tracked_run(
@@ -612,6 +612,7 @@ def _log_search_header(
         {
             "tune.config": str(config.path),
             "tune.scoring": config.scoring,
+            "tune.transform": config.transform,
             "model.name": config.model,
             "cv.protocol": "grouped",
             "cv.folds": n_splits,
@@ -644,6 +645,7 @@ def _log_search_result(
     mlflow.log_dict(
         {
             "model": config.model,
+            "transform": config.transform,
             "params": {k: plain(v) for k, v in result.best_params.items()},
             "score": result.best_score,
             "scoring": config.scoring,
@@ -652,7 +654,8 @@ def _log_search_result(
         "best_params.json",
     )
     if log_model:
-        fitted = fit_model(make_model(config.model, result.best_params, random_state=seed), dataset)
+        best = make_model(config.model, result.best_params, random_state=seed, transform=config.transform)
+        fitted = fit_model(best, dataset)
         log_fitted(fitted, dataset)
 
 
@@ -685,7 +688,7 @@ def nested_cv(
         row["params"] = json.dumps(
             {
                 k: plain(v)
-                for k, v in winner[-1].get_params(deep=False).items()
+                for k, v in winner[-1].get_params(deep=True).items()
                 if v is None or isinstance(plain(v), (str, int, float, bool))
             },
             sort_keys=True,
@@ -726,7 +729,9 @@ def search_builder(
                     f"{config.path}: no trial of the inner study completed on {len(train.frame)} rows"
                 )
             params = study.best_params
-        return make_model(config.model, {**config.fixed, **params}, random_state=seed)
+        return make_model(
+            config.model, {**config.fixed, **params}, random_state=seed, transform=config.transform
+        )
 
     return build
 
@@ -736,6 +741,7 @@ def stack_builder(
     *,
     params: Mapping[str, Any] | None = None,
     seed: int = 0,
+    transform: str = "standard",
 ) -> Callable[[Dataset], Pipeline]:
     """A ``build`` for :func:`nested_cv`: tune each base model on the training part, stack the winners.
 
@@ -750,7 +756,7 @@ def stack_builder(
             winner = base_build(train)[-1]
             chosen = {k: v for k, v in winner.get_params(deep=False).items() if k != "epoch_callback"}
             tuned.update({f"{base}__{name}": value for name, value in chosen.items()})
-        return make_model("stacking", {**tuned, **dict(params or {})}, random_state=seed)
+        return make_model("stacking", {**tuned, **dict(params or {})}, random_state=seed, transform=transform)
 
     return build
 
