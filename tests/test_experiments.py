@@ -139,3 +139,12 @@ def test_the_cli_fails_on_a_bad_config_before_loading_any_data(tmp_path, capsys)
     err = capsys.readouterr().err
     assert err.startswith(f"genre: error: {path}: grid.n_neighbors[0]: knn model, parameter 'n_neighbors'")
     assert "Traceback" not in err
+
+
+def test_the_transform_is_part_of_a_config(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("model: svm\ntransform: logvar\ngrid: {C: [1]}\n")
+    assert load_search_config(path, "grid").transform == "logvar"
+    path.write_text("model: svm\ntransform: boxcox\ngrid: {C: [1]}\n")
+    with pytest.raises(ConfigError, match=r"t.yaml: transform: expected one of standard, logvar"):
+        load_search_config(path, "grid")

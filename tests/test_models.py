@@ -315,3 +315,26 @@ def test_numpy_forward_pass_is_the_networks() -> None:
     network = keras.ops.convert_to_numpy(clf.model_(X.astype(np.float32), training=False))
     np.testing.assert_allclose(clf.predict_proba(X), network, rtol=1e-5, atol=1e-6)
     assert [w.shape for w in clf.coefs_] == [(12, 16), (16, 16), (16, 16), (16, 3)]
+
+
+def test_log_variances_logs_only_the_variance_columns_by_name() -> None:
+    import pandas as pd
+
+    from genre.models import LogVariances
+
+    frame = pd.DataFrame({"rms_mean": [0.5, 2.0], "rms_var": [1.0, 100.0], "tempo_var": [0.0, 1e-3]})
+    step = LogVariances().fit(frame)
+    out = step.transform(frame)
+    np.testing.assert_allclose(out[:, 0], [0.5, 2.0])
+    np.testing.assert_allclose(out[:, 1], np.log([1.0, 100.0]))
+    assert np.isfinite(out).all()  # a zero variance is floored, not -inf
+    np.testing.assert_allclose(step.inverse_transform(out)[:, 1], [1.0, 100.0])
+    with pytest.raises(ValueError, match="needs a DataFrame"):
+        LogVariances().fit(frame.to_numpy())
+
+
+def test_make_model_puts_the_transform_before_the_scaler() -> None:
+    assert [name for name, _ in make_model("svm", transform="logvar").steps] == ["logvar", "scale", "svm"]
+    assert [name for name, _ in make_model("svm").steps] == ["scale", "svm"]
+    with pytest.raises(ConfigError, match="unknown transform 'box-cox'"):
+        make_model("svm", transform="box-cox")
