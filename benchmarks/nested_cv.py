@@ -9,6 +9,7 @@ results compare directly. Prints JSON, then a markdown table and the stack's per
     python benchmarks/nested_cv.py                                  # every row, 10 outer folds, 30-s CSV
     python benchmarks/nested_cv.py --rows knn/grid svm/grid --outer-folds 5
     python benchmarks/nested_cv.py --out docs/bench/nested_cv.json  # also write the JSON there
+    python benchmarks/nested_cv.py --merge docs/bench/nested_cv_*.json  # one table from several runs
 
 Search spaces are the shipped ones in ``experiments/``; inner searches use ``--inner-folds`` grouped
 folds. No MLflow: this measures, it does not record runs.
@@ -84,11 +85,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--nn-trials", type=int, default=10, help="Optuna trials per inner MLP study")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print one table from these JSON files, run nothing",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        results = [row for path in args.merge for row in json.loads(path.read_text())["results"]]
+        _print_tables(results)
+        return 0
     dataset = load_data(args.data, windows=False if args.data != "embedded" else True, seed=args.seed)
     table = procedures(args)
     rows = args.rows or list(table)
@@ -121,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     report = _report(args, dataset, results)
     print(json.dumps(report, indent=1))
     print()
+    _print_tables(results)
+    return 0
+
+
+def _print_tables(results: list[dict]) -> None:
     print(markdown_table(pd.DataFrame(results).drop(columns=["fold_accuracy", "params"])))
     for line in _wins(results):
         print(line)
-    return 0
 
 
 def _report(args: argparse.Namespace, dataset: Dataset, results: list[dict]) -> dict:

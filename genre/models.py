@@ -69,6 +69,7 @@ __all__ = [
     "KNNClassifier",
     "CalibratedSVC",
     "KerasMLPClassifier",
+    "import_keras",
 ]
 
 #: The models ``make_model`` builds, in the order reports list them.
@@ -468,7 +469,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         X_train, y_train, validation = self._split(X, y_index, seed)
 
-        keras, tf = _import_keras()
+        keras, tf = import_keras()
         self.model_ = self._build(keras, X.shape[1], seed)
         shape = (X.shape[1], len(self.classes_), self.hidden_layers, self.units, self.dropout)
         trainer = _trainer(keras, tf, (*shape, self.batch_size), lambda: self._build(keras, X.shape[1], 0))
@@ -735,8 +736,11 @@ _TF_STARTUP_NOISE: tuple[bytes, ...] = (
 )
 
 
-def _import_keras() -> tuple[Any, Any]:
+def import_keras() -> tuple[Any, Any]:
     """Keras and TensorFlow, imported on first use (several seconds) rather than with this module.
+
+    Code about to unpickle a fitted network (loading a logged model) calls it first, so the import
+    happens here, quietly, rather than inside the unpickler.
 
     TensorFlow's start-up notes are kept off the terminal: its C++ logging is set to warnings-and-up hidden
     too (``TF_CPP_MIN_LOG_LEVEL=2``, unless already set), and the oneDNN note it prints before that

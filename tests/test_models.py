@@ -259,7 +259,7 @@ def test_fits_sharing_compiled_functions_stay_independent_and_deterministic() ->
 
 
 def test_importing_tensorflow_through_models_prints_nothing() -> None:
-    code = "from genre.models import _import_keras; _import_keras()"
+    code = "from genre.models import import_keras; import_keras()"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stderr == ""
 
