@@ -32,7 +32,7 @@ from genre.evaluation import Evaluation, evaluate, fit_model
 from genre.splits import PROTOCOLS
 from genre.tracking import log_dataset
 
-__all__ = ["TrainResult", "train_run", "model_params", "log_fitted"]
+__all__ = ["TrainResult", "train_run", "model_params", "log_fitted", "log_history"]
 
 #: Requirements written with every logged model: explicit, because letting MLflow infer them imports
 #: TensorFlow and takes ~17 s (stack-facts.md).
@@ -116,7 +116,7 @@ def train_run(
 
         train = dataset.subset(evaluation.train_rows)
         fitted = evaluation.fitted if evaluation.fitted is not None else fit_model(model, train)
-        _log_history(fitted, model_name)
+        log_history(fitted, model_name)
         if log_model:
             log_fitted(fitted, train)
     return TrainResult(run.info.run_id, model_name, evaluation, fitted)
@@ -143,7 +143,7 @@ def _log_evaluation(evaluation: Evaluation, dataset: Dataset, *, title: str) -> 
         mlflow.log_artifacts(tmp)
 
 
-def _log_history(fitted: Pipeline, model_name: str) -> None:
+def log_history(fitted: Pipeline, model_name: str) -> None:
     """Per-epoch curves of a network (the final fit's), as metrics and a PNG; nothing for others."""
     history = getattr(fitted[-1], "history_", None)
     if not history:

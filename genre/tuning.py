@@ -31,6 +31,7 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
+from mlflow.entities import Metric
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, ParameterGrid
@@ -44,7 +45,7 @@ from genre.experiments import SearchConfig, suggest
 from genre.models import check_params, make_model
 from genre.splits import grouped_folds
 from genre.tracking import log_dataset, tracked_run
-from genre.training import log_fitted
+from genre.training import log_fitted, log_history
 
 __all__ = [
     "LiveGridSearchCV",
@@ -408,7 +409,7 @@ def _trial(
         )
         mlflow.log_params({f"model.{k}": plain(v) for k, v in params.items()})
         try:
-            mean, per_fold, stopped = _cross_validate_trial(trial, config, model, dataset, folds)
+            mean, per_fold, networks = _cross_validate_trial(trial, config, model, dataset, folds)
         except optuna.TrialPruned as pruned:
             mlflow.set_tag("optuna.state", "PRUNED")
             mlflow.set_tag("optuna.pruned_at", str(pruned))
@@ -420,8 +421,15 @@ def _trial(
         metric = f"cv_{config.scoring}"
         for fold, value in enumerate(per_fold):
             mlflow.log_metric(metric, value, step=fold)
-        for fold, epoch in enumerate(stopped):
-            mlflow.log_metric("stopped_epoch", epoch, step=fold)
+        for fold, network in enumerate(networks):
+            mlflow.log_metric("stopped_epoch", network.stopped_epoch_, step=fold)
+        if networks:  # the first fold's learning curves, one batch of metrics
+            curves = [
+                Metric(f"epoch_{key}", float(value), int(time.time() * 1000), epoch)
+                for key, values in networks[0].history_.items()
+                for epoch, value in enumerate(values, start=1)
+            ]
+            mlflow.MlflowClient().log_batch(child.info.run_id, metrics=curves)
         mlflow.log_metrics({f"{metric}_mean": mean, f"{metric}_std": float(np.std(per_fold))})
         mlflow.set_tag("optuna.state", "COMPLETE")
     return mean
@@ -433,8 +441,8 @@ def _cross_validate_trial(
     model: Pipeline,
     dataset: Dataset,
     folds: list[tuple[np.ndarray, np.ndarray]],
-) -> tuple[float, list[float], list[int]]:
-    """Mean and per-fold scores (and, for the MLP, the epoch each fold stopped at), reporting progress.
+) -> tuple[float, list[float], list[Any]]:
+    """Mean and per-fold scores (and, for the MLP, each fold's fitted network), reporting progress.
 
     The MLP reports the negated validation loss after every epoch of every fold (step
     ``fold * epochs + epoch``; negated because the study maximises), so the pruner can stop a trial whose
@@ -445,7 +453,7 @@ def _cross_validate_trial(
     network = config.model == "nn"
     epochs = model[-1].get_params()["epochs"] if network else 0
     per_fold: list[float] = []
-    stopped: list[int] = []
+    networks: list[Any] = []
     for fold, (train, test) in enumerate(folds):
         candidate = clone(model)
         if network:
@@ -454,12 +462,12 @@ def _cross_validate_trial(
         held_out = dataset.subset(test)
         per_fold.append(float(scorer(fitted, held_out.X, held_out.y)))
         if network:
-            stopped.append(int(fitted[-1].stopped_epoch_))
+            networks.append(fitted[-1])
         else:
             trial.report(float(np.mean(per_fold)), step=fold)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"fold {fold}")
-    return float(np.mean(per_fold)), per_fold, stopped
+    return float(np.mean(per_fold)), per_fold, networks
 
 
 def _pruning_callback(trial: optuna.Trial, *, offset: int) -> Callable[[int, dict[str, float]], None]:
@@ -656,6 +664,7 @@ def _log_search_result(
     if log_model:
         best = make_model(config.model, result.best_params, random_state=seed, transform=config.transform)
         fitted = fit_model(best, dataset)
+        log_history(fitted, config.model)
         log_fitted(fitted, dataset)
 
 

@@ -319,3 +319,22 @@ def test_best_only_compares_tuning_runs_on_the_same_data(tracking, tmp_path, dat
     assert on_easy.best_score > on_ours.best_score
     assert best_tuning_run("knn") == on_easy.run_id
     assert best_tuning_run("knn", data=dataset.name) == on_ours.run_id
+
+
+def test_network_trials_log_where_each_fold_stopped_and_the_curve(tracking, tmp_path, dataset):
+    text = (
+        "model: nn\nfixed: {hidden_layers: 1, units: 8, epochs: 30}\n"
+        "space:\n  patience: {type: int, low: 2, high: 3}\n"
+    )
+    result = tune_optuna_run(_config(tmp_path, text, "optuna"), dataset, n_trials=1, n_splits=3)
+    (trial,) = _children(result.run_id)
+    client = mlflow.MlflowClient()
+    stopped = client.get_metric_history(trial.info.run_id, "stopped_epoch")
+    assert sorted(m.step for m in stopped) == [0, 1, 2] and all(1 <= m.value <= 30 for m in stopped)
+    curve = client.get_metric_history(trial.info.run_id, "epoch_val_loss")
+    first_fold = next(m.value for m in stopped if m.step == 0)
+    assert [m.step for m in sorted(curve, key=lambda m: m.step)] == list(range(1, int(first_fold) + 1))
+    # The winner refitted on all rows: its stopping epoch and curves on the parent.
+    parent_artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert "training_curves.png" in parent_artifacts
+    assert "stopped_epoch" in mlflow.get_run(result.run_id).data.metrics
