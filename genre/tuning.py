@@ -188,6 +188,12 @@ def _candidate_params(config: SearchConfig, raw: Mapping[str, Any]) -> dict[str,
     return {key.removeprefix(f"{config.model}__"): plain(value) for key, value in raw.items()}
 
 
+def _best_candidate(config: SearchConfig, results: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Index and parameters (configuration spelling) of the best mean score; failed candidates are NaN."""
+    best = int(np.nanargmax(results["mean_test_score"]))
+    return best, _candidate_params(config, results["params"][best])
+
+
 def tune_grid_run(
     config: SearchConfig,
     dataset: Dataset,
@@ -240,8 +246,7 @@ def tune_grid_run(
         for k in range(n_splits):
             table[f"split{k}_test_score"] = search.cv_results_[f"split{k}_test_score"]
         table["run_id"] = [children[i] for i in range(len(table))]
-        best = int(np.nanargmax(table["mean_test_score"].to_numpy()))
-        best_params = _candidate_params(config, search.cv_results_["params"][best])
+        best, best_params = _best_candidate(config, search.cv_results_)
         result = SearchResult(
             parent.info.run_id, {**config.fixed, **best_params}, float(table["mean_test_score"][best]), table
         )
@@ -728,8 +733,7 @@ def search_builder(
     def build(train: Dataset) -> Pipeline:
         if strategy == "grid":
             search = grid_search(config, train, n_splits=n_splits, seed=seed, n_jobs=n_jobs)
-            best = int(np.nanargmax(search.cv_results_["mean_test_score"]))
-            params = check_params(config.model, _candidate_params(config, search.cv_results_["params"][best]))
+            params = check_params(config.model, _best_candidate(config, search.cv_results_)[1])
         else:
             study = open_study(config, train, n_splits=n_splits, seed=seed)
             optimize(study, config, train, n_trials=n_trials, timeout=timeout, n_splits=n_splits, seed=seed)
