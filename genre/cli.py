@@ -300,7 +300,7 @@ def _tune_optuna(args: argparse.Namespace) -> int:
 def _print_search(result: SearchResult) -> None:
     print(f"run {result.run_id}: best mean CV score {result.best_score:.4f} (the search's own, optimistic)")
     for name, value in result.best_params.items():
-        print(f"  {name} = {getattr(value, '__name__', value)}")
+        print(f"  {name} = {value}")
 
 
 def _tune_stacking_parser(parser: argparse.ArgumentParser) -> None:
