@@ -30,6 +30,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -213,6 +217,8 @@ def list_versions(name: str = DEFAULT_MODEL_NAME, *, mlflow_ui: str | None = Non
     client = MlflowClient()
     try:
         versions = client.search_model_versions(f"name = '{name}'")
+        # A version found by search carries no aliases here; the registered model has them all.
+        aliases = client.get_registered_model(name).aliases
     except MlflowException:
         return []
     experiments: dict[str, str | None] = {}
@@ -235,7 +241,7 @@ def list_versions(name: str = DEFAULT_MODEL_NAME, *, mlflow_ui: str | None = Non
         rows.append(
             {
                 "version": str(version.version),
-                "aliases": sorted(version.aliases),
+                "aliases": sorted(a for a, v in aliases.items() if str(v) == str(version.version)),
                 "created": version.creation_timestamp,
                 "model": tags.get("genre.model"),
                 "protocol": tags.get("genre.protocol"),
@@ -256,16 +262,8 @@ def list_versions(name: str = DEFAULT_MODEL_NAME, *, mlflow_ui: str | None = Non
 
 def create_app(
     backend: Backend, *, name: str = DEFAULT_MODEL_NAME, mlflow_ui: str | None = "http://127.0.0.1:5000"
-) -> Any:
-    """The FastAPI app of the page and its API, answering with ``backend``.
-
-    FastAPI is imported here, not at module level, so ``import genre`` never pays for it.
-    """
-    from fastapi import FastAPI, Request
-    from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import FileResponse, JSONResponse
-    from fastapi.staticfiles import StaticFiles
-
+) -> FastAPI:
+    """The FastAPI app of the page and its API, answering with ``backend``."""
     app = FastAPI(title="genre - discover your sound", docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
