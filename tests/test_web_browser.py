@@ -13,6 +13,7 @@ the test uploads real GTZAN clips; otherwise on the embedded synthetic set, with
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -229,3 +230,28 @@ def test_versions_view_shows_scores_and_links_into_mlflow(demo, page):
     assert link.get_attribute("href").startswith("http://127.0.0.1:5000/#/experiments/")
     page.click("nav a[href='/']")
     page.wait_for_selector("#drop")
+
+
+def test_a_song_dropped_on_the_page_is_analysed(demo, page):
+    """Drag and drop: a ``drop`` event carrying the file, as the browser fires it."""
+    page.goto(demo.url)
+    page.wait_for_function("document.getElementById('model').textContent.includes('version 1')")
+    page.evaluate(
+        """([b64, name]) => {
+            window.sawBusy = false;
+            const status = document.getElementById("status");
+            new MutationObserver(() => { if (!status.hidden) window.sawBusy = true; })
+                .observe(status, { attributes: true });
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "audio/wav" }));
+            const drop = document.getElementById("drop");
+            const init = { dataTransfer: transfer, bubbles: true, cancelable: true };
+            drop.dispatchEvent(new DragEvent("dragover", init));
+            drop.dispatchEvent(new DragEvent("drop", init));
+        }""",
+        [base64.b64encode(demo.clip.read_bytes()).decode(), demo.clip.name],
+    )
+    _result(page)
+    assert page.text_content("#result-file").startswith(demo.clip.name)
+    assert len(page.query_selector_all("#chart g.bar")) == 10
