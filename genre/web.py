@@ -364,7 +364,9 @@ def _too_large(size: int, *, more: bool = False) -> str:
 
 
 def _strip_row(message: str) -> str:
-    return message.removeprefix("row 0: ")
+    """The model's own words from a scoring server's 400: MLflow wraps them as ``Failed to predict data
+    '<the request>'. Error: row 0: <message>``, and the request echo means nothing to a person."""
+    return message.rsplit("Error: ", 1)[-1].strip().removeprefix("row 0: ")
 
 
 def _guess_kind(message: str) -> str:

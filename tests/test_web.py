@@ -249,7 +249,9 @@ def test_endpoint_backend_passes_on_the_server_answer_and_its_errors(site):
                     400,
                     {
                         "error_code": "INVALID_PARAMETER_VALUE",
-                        "message": "row 0: 3 bytes that are not audio libsndfile can decode",
+                        # As MLflow's scoring server words it: the request echoed, then the error.
+                        "message": "Failed to predict data '      audio\n0  YmFk'. \n"
+                        "Error: row 0: 3 bytes that are not audio libsndfile can decode",
                     },
                 )
             else:
