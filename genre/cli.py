@@ -412,6 +412,39 @@ def _predict(args: argparse.Namespace) -> int:
     return 3 if failed else 0
 
 
+# --- web ------------------------------------------------------------------------------------------
+
+
+def _web_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=_int, default=8000)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model", help="any MLflow model URI of a registered serving model")
+    which.add_argument(
+        "--endpoint", help="a running `mlflow models serve` URL to ask instead (no per-window timeline)"
+    )
+    parser.add_argument("--name", default="genre-classifier", help="registered model (default source)")
+    parser.add_argument("--alias", default="champion", help="alias of --name")
+    parser.add_argument(
+        "--mlflow-ui", default="http://127.0.0.1:5000", help="MLflow UI base URL the models view links to"
+    )
+
+
+def _web(args: argparse.Namespace) -> int:
+    from genre.web import serve
+
+    serve(
+        host=args.host,
+        port=args.port,
+        name=args.name,
+        alias=args.alias,
+        model=args.model,
+        endpoint=args.endpoint,
+        mlflow_ui=args.mlflow_ui or None,
+    )
+    return 0
+
+
 #: name -> (help, add arguments, run). One place to see every command.
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -442,6 +475,7 @@ COMMANDS: dict[
         _promote,
     ),
     "predict": ("genre and top-3 probabilities of audio files", _predict_parser, _predict),
+    "web": ("the 'discover your sound' web page on the registered model", _web_parser, _web),
 }
 
 

@@ -37,7 +37,14 @@ class RequestError(GenreError, ValueError):
     """A prediction request cannot be answered as sent: names the row, column or limit at fault.
 
     The served model turns it into an HTTP 400, so a client learns what to fix instead of getting a 500.
+    ``kind`` is a short machine-readable reason for audio requests (``"too_large"``, ``"unreadable"``,
+    ``"empty"``, ``"too_long"``, ``"too_short"``, ``"silent"``; ``"invalid"`` otherwise), so the web demo
+    can headline the problem in plain words without parsing the message.
     """
+
+    def __init__(self, message: str, *, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class RegistryError(GenreError):

@@ -221,7 +221,8 @@ class GenreClassifier:
         if total > MAX_AUDIO_BYTES:
             raise RequestError(
                 f"audio payload too large: {total / 2**20:.1f} MiB of audio files in one request, the "
-                f"limit is {MAX_AUDIO_BYTES / 2**20:g} MiB"
+                f"limit is {MAX_AUDIO_BYTES / 2**20:g} MiB",
+                kind="too_large",
             )
         rows: list[dict[str, float]] = []
         windows = []
@@ -234,6 +235,29 @@ class GenreClassifier:
         proba = np.add.reduceat(proba, np.cumsum(counts) - counts, axis=0) / counts[:, None]
         return self._answer(proba, counts)
 
+    def window_probabilities(self, data: bytes, *, name: str = "audio") -> pd.DataFrame:
+        """Every window's genre probabilities for one audio file: the timeline behind ``predict_audio``.
+
+        ``predict_audio`` answers with the mean of these rows; a long song's genre can drift (an intro,
+        a bridge), and the web demo draws that drift. One row per window in time order, one column per
+        class, indexed by the window's start in seconds (``start_s``).
+
+        Raises
+        ------
+        RequestError
+            As ``predict_audio``: too large, not audio, too long, shorter than one window, silent.
+        """
+        if len(data) > MAX_AUDIO_BYTES:
+            raise RequestError(
+                f"audio payload too large: {len(data) / 2**20:.1f} MiB, the limit is "
+                f"{MAX_AUDIO_BYTES / 2**20:g} MiB",
+                kind="too_large",
+            )
+        rows = self._windows(data, name)
+        proba = self.estimator.predict_proba(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
+        starts = np.arange(len(rows)) * self.window_step / SAMPLE_RATE
+        return pd.DataFrame(proba, columns=self.classes, index=pd.Index(starts, name="start_s"))
+
     def _check_rows(self, request: pd.DataFrame, *, limit: int | None) -> None:
         if len(request) == 0:
             raise RequestError("empty batch: the request holds no rows")
@@ -244,14 +268,17 @@ class GenreClassifier:
         try:
             y = features.load_audio_bytes(data, sr=SAMPLE_RATE, name=name, max_seconds=MAX_AUDIO_SECONDS)
         except AudioError as exc:
-            raise RequestError(str(exc)) from None
+            raise RequestError(str(exc), kind=exc.kind) from None
         if len(y) < self.window_samples:
             raise RequestError(
                 f"{name}: {len(y) / SAMPLE_RATE:.2f} s of audio is shorter than one "
-                f"{self.window_samples / SAMPLE_RATE:.2f} s window, the span the model was trained on"
+                f"{self.window_samples / SAMPLE_RATE:.2f} s window, the span the model was trained on",
+                kind="too_short",
             )
         if float(np.max(np.abs(y))) < SILENCE_PEAK:
-            raise RequestError(f"{name}: the audio is silent (peak amplitude below {SILENCE_PEAK:g})")
+            raise RequestError(
+                f"{name}: the audio is silent (peak amplitude below {SILENCE_PEAK:g})", kind="silent"
+            )
         return features.extract_windows(y, sr=SAMPLE_RATE, window=self.window_samples, step=self.window_step)
 
     def _answer(self, proba: np.ndarray, windows: np.ndarray | None = None) -> pd.DataFrame:
