@@ -24,18 +24,28 @@ def require(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch) -> Iterator[str]:
-    """A fresh SQLite tracking store for one test, selected the way users select theirs."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
+def use_store(root: Path, patch: pytest.MonkeyPatch) -> str:
+    """Select a fresh SQLite tracking store in ``root`` the way users select theirs, and work in ``root``.
+
+    For fixtures of any scope: function-scoped ones pass ``monkeypatch``, module-scoped ones a
+    ``pytest.MonkeyPatch.context()``; either undoes the environment afterwards, and the caller resets
+    ``mlflow.set_tracking_uri(None)``.
+    """
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    patch.setenv("MLFLOW_TRACKING_URI", uri)
+    patch.chdir(root)
     for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        monkeypatch.delenv(var, raising=False)
+        patch.delenv(var, raising=False)
     # A URI set in-process by an earlier test (jobs call mlflow.set_tracking_uri) would win over the env.
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("genre")  # also replaces an experiment id cached from an earlier test's store
-    yield uri
+    return uri
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch) -> Iterator[str]:
+    """A fresh SQLite tracking store for one test."""
+    yield use_store(tmp_path, monkeypatch)
     mlflow.set_tracking_uri(None)
 
 

@@ -34,7 +34,7 @@ from genre.schema import FEATURE_COLUMNS, SAMPLE_RATE
 from genre.serving import MAX_AUDIO_BYTES, MAX_ROWS, GenreClassifier, encode_audio, windowing
 from genre.synthetic import synthesize_clip
 from genre.training import train_run
-from tests.conftest import GTZAN_AUDIO
+from tests.conftest import GTZAN_AUDIO, use_store
 
 #: A stack that trains in seconds: a one-layer network, 20 epochs.
 SMALL_STACK = {"nn__hidden_layers": 1, "nn__units": 32, "nn__epochs": 20, "nn__patience": 5}
@@ -53,15 +53,9 @@ class Store:
 def store(tmp_path_factory, cache_dir) -> Store:
     """A tracking store holding one registered stack, trained on the embedded data (2 folds)."""
     root = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("GENRE_CACHE_DIR", str(cache_dir))
-        for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-            patch.delenv(var, raising=False)
-        patch.chdir(root)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("genre")
+        uri = use_store(root, patch)
         dataset = load_data("embedded")
         trained = train_run("stacking", dataset, params=SMALL_STACK, n_splits=2)
         registration = register(trained.run_id)

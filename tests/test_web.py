@@ -30,6 +30,7 @@ from genre.schema import SAMPLE_RATE
 from genre.serving import GenreClassifier
 from genre.synthetic import synthesize_clip
 from genre.training import train_run
+from tests.conftest import use_store
 
 BIN = Path(sys.executable).parent
 
@@ -54,15 +55,9 @@ def site(tmp_path_factory, cache_dir) -> Iterator[Site]:
     import uvicorn
 
     root = tmp_path_factory.mktemp("web")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("GENRE_CACHE_DIR", str(cache_dir))
-        for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-            patch.delenv(var, raising=False)
-        patch.chdir(root)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("genre")
+        uri = use_store(root, patch)
         trained = train_run("knn", load_data("embedded"), n_splits=2)
         register(trained.run_id)
         backend = web.load_backend()

@@ -35,7 +35,7 @@ from genre.registry import register
 from genre.schema import SAMPLE_RATE
 from genre.synthetic import synthesize_clip
 from genre.training import train_run
-from tests.conftest import GTZAN_30, GTZAN_AUDIO
+from tests.conftest import GTZAN_30, GTZAN_AUDIO, use_store
 from tests.test_web import analyse, call, free_port
 
 pytestmark = pytest.mark.browser
@@ -78,16 +78,10 @@ def _songs(folder: Path) -> tuple[Path, Path, bool]:
 def demo(tmp_path_factory, cache_dir) -> Iterator[Demo]:
     """``genre web`` on a freshly registered stack, on a free loopback port, as the README starts it."""
     root = tmp_path_factory.mktemp("web-browser")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
     clip, medley, real = _songs(root)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("GENRE_CACHE_DIR", str(cache_dir))
-        for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-            patch.delenv(var, raising=False)
-        patch.chdir(root)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("genre")
+        uri = use_store(root, patch)
         dataset = load_data(GTZAN_30 if real else "embedded")
         register(train_run("stacking", dataset, params=SMALL_STACK, n_splits=2).run_id)
     mlflow.set_tracking_uri(None)
