@@ -524,6 +524,7 @@ def tune_optuna_run(
             mlflow.log_params({"tune.study": study.study_name, "tune.storage": _redacted(storage)})
         mlflow.set_tag("genre.n_trials", str(n_trials))
         started = time.perf_counter()
+        trials_before = len(study.trials)
         optimize(
             study,
             config,
@@ -551,6 +552,9 @@ def tune_optuna_run(
             table,
         )
         best_child = best.user_attrs.get("mlflow_run_id")
+        recorded = mlflow.get_run(parent.info.run_id).data.tags.get("genre.best_run_id")
+        if trials_before == len(study.trials) and best_child and recorded == best_child:
+            return result  # a rerun of a finished study: its winner is already refitted and logged
         if best_child:
             mlflow.MlflowClient().set_tag(best_child, "genre.best", "true")
         if outer_splits:

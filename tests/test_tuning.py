@@ -192,6 +192,11 @@ def test_optuna_trials_are_children_and_a_persistent_study_resumes(tracking, tmp
     values = [round(t.params["C"], 9) for t in study.trials]
     assert len(set(values)) == len(values)
     assert final.best_score == pytest.approx(study.best_value)
+    # Once the study holds its trials, the same command again adds nothing: no trial, no second refit.
+    logged = len(mlflow.MlflowClient().get_metric_history(first.run_id, "search_seconds"))
+    again = tune_optuna_run(config, dataset, n_trials=6, storage=storage, n_splits=3, log_model=False)
+    assert again.best_params == final.best_params and len(_children(first.run_id)) == 7
+    assert len(mlflow.MlflowClient().get_metric_history(first.run_id, "search_seconds")) == logged
 
 
 def test_a_study_for_another_search_is_not_mixed_in(tmp_path, dataset):
