@@ -275,6 +275,12 @@ def _tune_optuna_parser(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: the model and a fingerprint of config, data, folds and seed",
     )
+    parser.add_argument(
+        "--heartbeat",
+        type=_int,
+        default=None,
+        help="seconds between a running trial's heartbeats (default 20); three missed: its worker is dead",
+    )
 
 
 def _tune_optuna(args: argparse.Namespace) -> int:
@@ -292,6 +298,7 @@ def _tune_optuna(args: argparse.Namespace) -> int:
         seed=args.seed,
         windows=args.windows,
         n_jobs=args.jobs,
+        heartbeat=args.heartbeat,
     )
     _print_search(result)
     return 0

@@ -26,7 +26,7 @@ from genre.reports import markdown_table
 from genre.splits import check_protocols
 from genre.tracking import configure_tracking, log_dataset
 from genre.training import TrainResult, train_run
-from genre.tuning import SearchResult, tune_grid_run, tune_optuna_run, tuned_stack_params
+from genre.tuning import HEARTBEAT_SECONDS, SearchResult, tune_grid_run, tune_optuna_run, tuned_stack_params
 
 __all__ = [
     "EXPERIMENT",
@@ -248,6 +248,7 @@ def tune_optuna_job(
     seed: int = 0,
     windows: bool = True,
     n_jobs: int = 1,
+    heartbeat: int | None = None,
 ) -> SearchResult:
     """The ``tune_optuna`` entry point: an Optuna study over ``config``'s space (see ``genre.tuning``).
 
@@ -260,6 +261,9 @@ def tune_optuna_job(
         raise ConfigError(f"n_trials must be at least 1, got {n_trials}")
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"timeout must be a positive number of seconds, got {timeout}")
+    heartbeat = HEARTBEAT_SECONDS if heartbeat is None else heartbeat
+    if heartbeat < 1:
+        raise ConfigError(f"heartbeat must be at least 1 second, got {heartbeat}")
     configure_tracking(EXPERIMENT)
     dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
     return tune_optuna_run(
@@ -273,6 +277,7 @@ def tune_optuna_job(
         outer_splits=outer_splits,
         seed=seed,
         n_jobs=n_jobs,
+        heartbeat=heartbeat,
     )
 
 

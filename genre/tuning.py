@@ -11,6 +11,10 @@ The parent logs the best parameters (``best.<name>``), the search's best mean sc
 all rows. That best score is the search's own selection score: optimistic, since the same folds chose
 the winner. :func:`nested_cv` measures what a search is worth on unseen tracks: the search runs inside
 each outer fold and the winner is scored on that fold's held-out tracks.
+
+An Optuna study on database storage (PostgreSQL for a team) can be shared by any number of worker
+processes running the same command: trials are numbered by the storage, seeded by their number, and
+logged under one parent run; a dead worker's trial is failed by its heartbeat and replaced.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import tempfile
 import time
 import warnings
@@ -31,7 +36,7 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunStatus
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, ParameterGrid
@@ -291,6 +296,70 @@ def fingerprint(config: SearchConfig, dataset: Dataset, *, n_splits: int, seed: 
     return digest.hexdigest()[:16]
 
 
+#: Seconds between a running trial's heartbeats on database storage. A trial silent for three beats is
+#: stale: its worker died, and the next worker to look marks it FAIL (and its MLflow run FAILED).
+HEARTBEAT_SECONDS = 20
+
+#: How often a worker waiting for the others' last trials looks at the study again.
+_POLL_SECONDS = 2.0
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """TPE whose random draws for trial ``k`` come from ``seed + k``, whichever process runs it.
+
+    A single TPE sampler seeded once gives every worker that starts it the same random stream, so
+    workers launched together propose the same parameters; reseeding by the number of trials seen at
+    start only moves the collision. Seeding each trial by its number (unique in the study, handed out
+    by the storage) keeps one process's search reproducible and makes parallel workers explore
+    different points. TPE keeps no other state between trials (it reads the history from the study),
+    so a fresh :class:`~optuna.samplers.TPESampler` per trial is the same algorithm.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._samplers: dict[int, optuna.samplers.TPESampler] = {}
+
+    def _for(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.TPESampler:
+        if trial.number not in self._samplers:
+            self._samplers[trial.number] = optuna.samplers.TPESampler(seed=self.seed + trial.number)
+        return self._samplers[trial.number]
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, optuna.distributions.BaseDistribution]:
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: optuna.distributions.BaseDistribution,
+    ) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Any,
+    ) -> None:
+        self._for(trial).after_trial(study, trial, state, values)
+        del self._samplers[trial.number]
+
+
 def open_study(
     config: SearchConfig,
     dataset: Dataset,
@@ -299,15 +368,38 @@ def open_study(
     study_name: str | None = None,
     n_splits: int = 5,
     seed: int = 0,
+    heartbeat: int = HEARTBEAT_SECONDS,
 ) -> optuna.Study:
-    """Create the Optuna study for this search, or load it to resume (or to join it as another worker).
+    """The Optuna study for this search: created, or loaded to resume it or to join it as a worker."""
+    return _create_or_load_study(
+        config,
+        dataset,
+        storage=storage,
+        study_name=study_name,
+        n_splits=n_splits,
+        seed=seed,
+        heartbeat=heartbeat,
+    )[0]
+
+
+def _create_or_load_study(
+    config: SearchConfig,
+    dataset: Dataset,
+    *,
+    storage: str | None,
+    study_name: str | None,
+    n_splits: int,
+    seed: int,
+    heartbeat: int,
+) -> tuple[optuna.Study, bool]:
+    """The study, and whether this call created it (exactly one of several racing workers does).
 
     ``storage`` is any SQLAlchemy URL (``sqlite:///optuna.db``, ``postgresql://...``) or None for an
     in-memory study. The default name is the model and the search's fingerprint, so rerunning the same
-    command resumes its study and changing the data or the space starts a new one. Database storage
-    gets a heartbeat: a trial whose process was killed is marked FAIL by the next process that asks.
-    The TPE sampler is seeded with ``seed`` plus the trials already in the study, so a fresh search is
-    reproducible and a resumed one does not replay the first trials' parameters.
+    command resumes its study and changing the data or the space starts a new one. Creation relies on
+    the storage's unique study name, so workers started at the same instant agree on one creator; the
+    others wait for it to record the fingerprint before they compare theirs. Database storage gets a
+    heartbeat: a trial whose process died is marked FAIL by the next worker that looks.
     """
     mark = fingerprint(config, dataset, n_splits=n_splits, seed=seed)
     name = study_name or f"genre-{config.model}-{mark}"
@@ -316,33 +408,68 @@ def open_study(
         try:
             with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                backend = optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180)
+                backend = optuna.storages.RDBStorage(
+                    storage,
+                    heartbeat_interval=heartbeat,
+                    grace_period=3 * heartbeat,
+                    heartbeat_stale_trial_callback=_mark_lost_trial,
+                )
         except Exception as error:  # SQLAlchemy raises its own types for bad URLs or unreachable servers
             raise ConfigError(
-                f"storage {storage!r}: cannot open it as an Optuna database ({error})"
+                f"storage {_redacted(storage)!r}: cannot open it as an Optuna database ({error})"
             ) from None
     else:
         backend = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(
-        storage=backend,
-        study_name=name,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=config.make_pruner(),
-        load_if_exists=True,
-    )
-    existing = study.user_attrs.get("genre.fingerprint")
-    if existing is None:
-        study.set_user_attr("genre.fingerprint", mark)
+    options: dict[str, Any] = {
+        "storage": backend,
+        "study_name": name,
+        "sampler": TrialSeededSampler(seed),
+        "pruner": config.make_pruner(),
+    }
+    try:
+        study = optuna.create_study(direction="maximize", load_if_exists=False, **options)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(**options)
+        created = False
+    if created:
         study.set_user_attr("genre.model", config.model)
         study.set_user_attr("genre.config", str(config.path))
-    elif existing != mark:
+        study.set_user_attr("genre.fingerprint", mark)
+        return study, True
+    existing = _wait_for_attr(study, "genre.fingerprint", seconds=30)
+    if existing != mark:
         raise ConfigError(
-            f"study {name!r} in {storage} was created for another search (fingerprint {existing}, this one "
-            f"{mark}: different configuration, data, folds or seed); pass another --study-name"
+            f"study {name!r} in {_redacted(storage)} was created for another search (fingerprint "
+            f"{existing}, this one {mark}: different configuration, data, folds or seed); pass another "
+            "--study-name"
         )
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
-    return study
+    return study, False
+
+
+def _wait_for_attr(study: optuna.Study, key: str, *, seconds: float) -> Any:
+    """A study attribute its creator is about to set (a worker may load the study a moment before)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = study.user_attrs.get(key)
+        if value is not None or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def _mark_lost_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Close the MLflow run of a trial whose worker died (Optuna has just marked the trial FAIL)."""
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if run_id is None:
+        return
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, "optuna.state", "FAIL")
+    client.set_tag(
+        run_id,
+        "genre.error",
+        f"worker {trial.user_attrs.get('genre.worker', '?')} lost: no heartbeat from this trial",
+    )
+    client.set_terminated(run_id, "FAILED")
 
 
 def optimize(
@@ -356,40 +483,55 @@ def optimize(
     seed: int = 0,
     n_jobs: int = 1,
     parent_run_id: str | None = None,
-) -> None:
+) -> int:
     """Run trials until the study holds ``n_trials`` finished (complete or pruned) ones, or ``timeout``.
 
     ``n_trials`` is the study's total, not this call's: a resumed or shared study runs only what is
-    missing. With ``parent_run_id`` each trial is a child run of it. A trial that raises is marked
-    FAIL, logged, and the search goes on (it does not count towards ``n_trials``; after ``n_trials``
-    failures this call gives up).
+    missing. A worker starts a trial only while finished plus running trials are short of the total,
+    so workers sharing a study do not overshoot it; when the others' running trials would fill it,
+    it waits, because one of them may belong to a dead worker (marked FAIL once its heartbeat is
+    stale) and need replacing. With ``parent_run_id`` each trial is a child run of it. A trial that
+    raises is marked FAIL, logged, and the search goes on (it does not count towards ``n_trials``;
+    after ``n_trials`` failures this call gives up). Returns how many trials this call ran.
     """
     _check_searchable(config, dataset)
-    remaining = n_trials - len(study.get_trials(deepcopy=False, states=_FINISHED))
-    if remaining <= 0:
-        return
     folds = grouped_folds(dataset, n_splits=n_splits, seed=seed)
+    worker = _worker_id()
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("genre.worker", worker)
         return _trial(trial, config, dataset, folds, seed=seed, parent_run_id=parent_run_id)
 
-    failed_here = [0]
-
-    def stop_when_done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        # Failed trials do not count towards n_trials, but a search whose every trial fails must
-        # still end: this process gives up after as many failures as the budget.
-        failed_here[0] += trial.state == optuna.trial.TrialState.FAIL
-        if len(study.get_trials(deepcopy=False, states=_FINISHED)) >= n_trials or failed_here[0] >= n_trials:
-            study.stop()
-
-    study.optimize(
-        objective,
-        timeout=timeout,
-        n_jobs=n_jobs,
-        catch=(Exception,),
-        callbacks=[stop_when_done],
-        gc_after_trial=False,
-    )
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ran = failed = 0
+    while failed < n_trials:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        with warnings.catch_warnings():  # a dead worker's trial must not hold its place
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
+        running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+        if finished >= n_trials:
+            break
+        free = n_trials - finished - running
+        if free <= 0:
+            time.sleep(_POLL_SECONDS)  # the other workers' trials fill the budget: see whether they finish
+            continue
+        batch = min(n_jobs, free)
+        before = {t.number for t in study.get_trials(deepcopy=False)}
+        study.optimize(
+            objective, n_trials=batch, n_jobs=batch, timeout=left, catch=(Exception,), gc_after_trial=False
+        )
+        mine = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.number not in before and t.user_attrs.get("genre.worker") == worker
+        ]
+        ran += len(mine)
+        failed += sum(t.state == optuna.trial.TrialState.FAIL for t in mine)
+    return ran
 
 
 def _trial(
@@ -498,34 +640,40 @@ def tune_optuna_run(
     n_jobs: int = 1,
     log_model: bool = True,
     outer_splits: int = 0,
+    heartbeat: int = HEARTBEAT_SECONDS,
 ) -> SearchResult:
     """``tune_optuna``: an Optuna study as a parent run, with a nested child run per trial.
 
-    The parent's id is stored on the study, so a resumed study (or another worker on the same
-    storage) logs its trials under the same parent run. ``outer_splits`` adds the nested CV of the
-    search, as for ``tune_grid_run`` (inner studies are in memory, ``n_trials`` each).
+    Any number of processes may run the same command at once on one database storage (PostgreSQL for a
+    team): they share the study, its creator opens the parent run, every trial is a child of it, and
+    the process that completes the study's last trial logs the result on the parent (best parameters,
+    plots, the refitted winner) and closes it. The others return the best so far and leave the parent
+    to it. Rerunning the command resumes the study under the same parent; ``mlflow run``'s own run
+    for each invocation is filed under the parent as a ``worker``. ``outer_splits`` adds the nested CV
+    of the search, as for ``tune_grid_run`` (inner studies are in memory, ``n_trials`` each).
     """
     _check_searchable(config, dataset)
-    study = open_study(config, dataset, storage=storage, study_name=study_name, n_splits=n_splits, seed=seed)
-    parent_id = study.user_attrs.get("mlflow_run_id")
-    if parent_id is not None and not _run_exists(parent_id):
-        parent_id = None  # the study outlived its tracking store (or points at another one)
-    if parent_id is not None:
-        _attach_launcher_run(parent_id)
-    started_run = (
-        tracked_run(run_id=parent_id)
-        if parent_id
-        else tracked_run(run_name=f"tune_optuna-{config.model}", nested=mlflow.active_run() is not None)
+    launcher = os.environ.pop("MLFLOW_RUN_ID", None)  # else the next start_run() would adopt it
+    study, created = _create_or_load_study(
+        config,
+        dataset,
+        storage=storage,
+        study_name=study_name,
+        n_splits=n_splits,
+        seed=seed,
+        heartbeat=heartbeat,
     )
-    with started_run as parent:
-        if parent_id is None:
-            study.set_user_attr("mlflow_run_id", parent.info.run_id)
-            _log_search_header(config, dataset, "optuna", n_splits=n_splits, seed=seed)
-            mlflow.log_params({"tune.study": study.study_name, "tune.storage": _redacted(storage)})
-        mlflow.set_tag("genre.n_trials", str(n_trials))
-        started = time.perf_counter()
-        trials_before = len(study.trials)
-        optimize(
+    parent_id = None if created else _wait_for_attr(study, "mlflow_run_id", seconds=60)
+    if parent_id is None or not _run_exists(parent_id):  # new, or the study outlived its tracking store
+        parent_id = _open_parent(study, config, dataset, storage=storage, n_splits=n_splits, seed=seed)
+    client = mlflow.MlflowClient()
+    if launcher and launcher != parent_id:
+        client.set_tag(launcher, "mlflow.parentRunId", parent_id)
+        client.set_tag(launcher, "genre.job", "tune_optuna.worker")
+    client.set_tag(parent_id, "genre.n_trials", str(n_trials))
+    started = time.perf_counter()
+    try:
+        ran = optimize(
             study,
             config,
             dataset,
@@ -534,29 +682,29 @@ def tune_optuna_run(
             n_splits=n_splits,
             seed=seed,
             n_jobs=n_jobs,
-            parent_run_id=parent.info.run_id,
+            parent_run_id=parent_id,
         )
-        seconds = time.perf_counter() - started
-        table = study.trials_dataframe(attrs=("number", "value", "params", "state", "duration", "user_attrs"))
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if not complete:
-            raise ConfigError(
-                f"study {study.study_name!r}: no trial completed ({len(study.trials)} ran); see the failed "
-                "trials' genre.error tags in MLflow"
-            )
-        best = study.best_trial
-        result = SearchResult(
-            parent.info.run_id,
-            {**config.fixed, **best.params},
-            float(best.value),
-            table,
+    except BaseException as error:
+        if not _running(study):  # no other worker carries on: the search ends here
+            client.set_terminated(parent_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    seconds = time.perf_counter() - started
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        if not _running(study):
+            client.set_terminated(parent_id, "FAILED")
+        raise ConfigError(
+            f"study {study.study_name!r}: no trial completed ({len(study.trials)} ran); see the failed "
+            "trials' genre.error tags in MLflow"
         )
-        best_child = best.user_attrs.get("mlflow_run_id")
-        recorded = mlflow.get_run(parent.info.run_id).data.tags.get("genre.best_run_id")
-        if trials_before == len(study.trials) and best_child and recorded == best_child:
-            return result  # a rerun of a finished study: its winner is already refitted and logged
+    best = study.best_trial
+    result = SearchResult(parent_id, {**config.fixed, **best.params}, float(best.value), _trials_table(study))
+    best_child = best.user_attrs.get("mlflow_run_id")
+    if not _finalizes(study, ran=ran, best_child=best_child, parent_id=parent_id):
+        return result
+    with tracked_run(run_id=parent_id):
         if best_child:
-            mlflow.MlflowClient().set_tag(best_child, "genre.best", "true")
+            client.set_tag(best_child, "genre.best", "true")
         if outer_splits:
             build = search_builder(
                 config, "optuna", n_splits=n_splits, seed=seed, n_trials=n_trials, timeout=timeout
@@ -570,25 +718,64 @@ def tune_optuna_run(
             config, dataset, result, best_child, seconds=seconds, seed=seed, log_model=log_model
         )
         with tempfile.TemporaryDirectory() as tmp:
-            table.to_csv(Path(tmp) / "trials.csv", index=False)
+            result.table.to_csv(Path(tmp) / "trials.csv", index=False)
             reports.study_pngs(study, Path(tmp))
             mlflow.log_artifacts(tmp)
     return result
 
 
-def _attach_launcher_run(parent_id: str) -> None:
-    """File the run ``mlflow run`` opened for this process under the study's parent run.
+def _open_parent(
+    study: optuna.Study,
+    config: SearchConfig,
+    dataset: Dataset,
+    *,
+    storage: str | None,
+    n_splits: int,
+    seed: int,
+) -> str:
+    """Create the study's parent run, record it on the study, and log what the search is.
 
-    ``mlflow run`` creates a run per invocation and hands it over in ``MLFLOW_RUN_ID``, which the next
-    ``start_run()`` would silently adopt, here the first trial. A resumed study or a second worker
-    logs under the study's existing parent instead, so the launcher's run (which holds the
-    invocation's parameters and which ``mlflow run`` closes itself) becomes a ``worker`` child of it.
+    The run is left RUNNING but not active in this process: trials name it as their parent
+    explicitly, so worker threads and processes need no shared active-run state, and only the process
+    that finishes the study closes it.
     """
-    launcher = os.environ.pop("MLFLOW_RUN_ID", None)
-    if launcher and launcher != parent_id:
-        client = mlflow.MlflowClient()
-        client.set_tag(launcher, "mlflow.parentRunId", parent_id)
-        client.set_tag(launcher, "genre.job", "tune_optuna.worker")
+    run = mlflow.start_run(run_name=f"tune_optuna-{config.model}")
+    study.set_user_attr("mlflow_run_id", run.info.run_id)
+    _log_search_header(config, dataset, "optuna", n_splits=n_splits, seed=seed)
+    mlflow.log_params({"tune.study": study.study_name, "tune.storage": _redacted(storage)})
+    mlflow.end_run(RunStatus.to_string(RunStatus.RUNNING))  # leave it open for the trials
+    return run.info.run_id
+
+
+def _running(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+def _finalizes(study: optuna.Study, *, ran: int, best_child: str | None, parent_id: str) -> bool:
+    """Whether this process logs the search's result: exactly one of the workers that shared it.
+
+    Nobody while trials still run. Then the worker whose trial finished last: every worker reads the
+    same finished study, so they agree without a lock. A process that ran no trial (a rerun, or a
+    worker that joined too late) finalizes only a study whose result is not logged yet, which also
+    recovers a study whose finishing worker died before logging.
+    """
+    if _running(study):
+        return False
+    if ran:
+        finished = study.get_trials(deepcopy=False, states=_FINISHED)
+        last = max(finished, key=lambda t: (t.datetime_complete, t.number))
+        return last.user_attrs.get("genre.worker") == _worker_id()
+    recorded = mlflow.MlflowClient().get_run(parent_id).data.tags.get("genre.best_run_id")
+    return recorded is None or recorded != best_child
+
+
+def _worker_id() -> str:
+    """Who ran a trial, as a trial attribute: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _trials_table(study: optuna.Study) -> pd.DataFrame:
+    return study.trials_dataframe(attrs=("number", "value", "params", "state", "duration", "user_attrs"))
 
 
 def _run_exists(run_id: str) -> bool:
