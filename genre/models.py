@@ -234,7 +234,9 @@ class CalibratedSVC(ClassifierMixin, BaseEstimator):
     calibration : {"temperature", "sigmoid", "isotonic"}, default="temperature"
         How decision values become probabilities (``CalibratedClassifierCV``'s ``method``).
     calibration_cv : int or CV splitter, default=5
-        Folds that produce the out-of-fold decision values the calibrator is fitted on.
+        Folds that produce the out-of-fold decision values the calibrator is fitted on. An integer
+        is capped at the smallest class's row count, so a small training set (a few tracks per
+        genre, or the inner folds of a stack in an outer CV fold) still calibrates.
 
     Attributes
     ----------
@@ -290,9 +292,18 @@ class CalibratedSVC(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y)
         check_classification_targets(y)
         svc = SVC(C=self.C, kernel=self.kernel, degree=self.degree, gamma=self.gamma, coef0=self.coef0)
-        self.calibrated_ = CalibratedClassifierCV(
-            svc, method=self.calibration, cv=self.calibration_cv, ensemble=False
-        ).fit(X, y)
+        folds = self.calibration_cv
+        if isinstance(folds, Integral):
+            labels, counts = np.unique(y, return_counts=True)
+            if counts.min() < 2:
+                raise ValueError(
+                    "CalibratedSVC needs at least 2 samples of each class to calibrate its probabilities; "
+                    f"class {labels[counts.argmin()].item()!r} has {counts.min()} sample(s)"
+                )
+            folds = min(int(folds), int(counts.min()))
+        self.calibrated_ = CalibratedClassifierCV(svc, method=self.calibration, cv=folds, ensemble=False).fit(
+            X, y
+        )
         self.classes_ = self.calibrated_.classes_
         return self
 

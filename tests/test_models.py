@@ -39,20 +39,8 @@ SMALL_STACK = {f"nn__{key}": value for key, value in SMALL_NN.items()}
 SMALL_PARAMS = {"knn": {}, "svm": {}, "nn": SMALL_NN, "stacking": SMALL_STACK}
 
 
-def _expected_failures(estimator) -> dict[str, str]:
-    if isinstance(estimator, CalibratedSVC):
-        return {
-            "check_fit2d_1feature": (
-                "5-fold calibration needs 5 rows of each class; the check's 10 rows have fewer (and the "
-                "error says so rather than naming the single feature)"
-            ),
-        }
-    return {}
-
-
 @parametrize_with_checks(
     [KerasMLPClassifier(**TINY_NN), CalibratedSVC(), KNNClassifier()],
-    expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check) -> None:
     check(estimator)
@@ -338,3 +326,15 @@ def test_make_model_puts_the_transform_before_the_scaler() -> None:
     assert [name for name, _ in make_model("svm").steps] == ["scale", "svm"]
     with pytest.raises(ConfigError, match="unknown transform 'box-cox'"):
         make_model("svm", transform="box-cox")
+
+
+def test_svm_calibrates_on_small_classes_and_names_a_class_too_small() -> None:
+    # Three rows of one class: five calibration folds are impossible, three are not.
+    X, y = make_classification(60, 8, n_informative=5, n_classes=3, random_state=0)
+    keep = np.flatnonzero(y != 2).tolist() + np.flatnonzero(y == 2)[:3].tolist()
+    model = CalibratedSVC().fit(X[keep], y[keep])
+    assert model.predict_proba(X).shape == (60, 3)
+    assert len(model.calibrated_.calibrated_classifiers_) == 1  # one SVC, calibrated out of fold
+    one = np.flatnonzero(y != 2).tolist() + [int(np.flatnonzero(y == 2)[0])]
+    with pytest.raises(ValueError, match="class 2 has 1 sample"):
+        CalibratedSVC().fit(X[one], y[one])
