@@ -96,6 +96,7 @@ def train_run(
     with mlflow.start_run(run_name=f"{model_name}-{protocol}", nested=mlflow.active_run() is not None) as run:
         mlflow.set_tags(
             {
+                "genre.job": "train",  # callers' tags (tune_stacking's) replace it
                 "genre.model": model_name,
                 "genre.protocol": protocol,
                 "genre.protocol_description": PROTOCOLS[protocol],
