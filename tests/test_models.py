@@ -7,7 +7,6 @@ minutes on two cores; the real-data accuracy of the defaults is measured by benc
 
 from __future__ import annotations
 
-import copy
 import pickle
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from genre.models import (
     inverse_square,
     make_model,
 )
-from tests.conftest import GTZAN_30, require
+from tests.conftest import GTZAN_30, require, with_libsvm
 
 #: Small enough for scikit-learn's ~40 generic checks, each a few fits, to take seconds.
 TINY_NN = {"hidden_layers": 1, "units": 8, "epochs": 5, "learning_rate": 1e-2, "batch_size": 16}
@@ -84,21 +83,6 @@ def test_vectorized_svc_decision_function_is_libsvms(kernel, n_classes, shape) -
     assert_array_equal(svc.predict(X), reference.predict(X))
 
 
-def _with_libsvm(estimator):
-    """A copy of a fitted estimator whose VectorizedSVCs evaluate through libsvm: the reference path."""
-    reference = copy.deepcopy(estimator)
-    stack = [reference]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, VectorizedSVC):
-            node.__class__ = SVC
-        elif isinstance(node, (list, tuple)):
-            stack.extend(node)
-        elif hasattr(node, "__dict__"):
-            stack.extend(vars(node).values())
-    return reference
-
-
 def test_svm_on_gtzan_predicts_what_libsvm_predicts_and_fits_as_before() -> None:
     """The fast decision function changes neither what fit learns nor the probabilities, on real data."""
     dataset = load_data(require(GTZAN_30))
@@ -106,9 +90,9 @@ def test_svm_on_gtzan_predicts_what_libsvm_predicts_and_fits_as_before() -> None
     fast = make_model("svm").fit(train, y)
     svc = fast[-1].calibrated_.calibrated_classifiers_[0].estimator
     assert type(svc) is VectorizedSVC
-    expected = _with_libsvm(fast).predict_proba(test)
+    expected = with_libsvm(fast).predict_proba(test)
     np.testing.assert_allclose(fast.predict_proba(test), expected, rtol=1e-9, atol=1e-12)
-    assert_array_equal(fast.predict(test), _with_libsvm(fast).predict(test))
+    assert_array_equal(fast.predict(test), with_libsvm(fast).predict(test))
     # what CalibratedSVC fitted before VectorizedSVC: libsvm's SVC in scikit-learn's calibration
     scaler = fast[0]
     before = CalibratedClassifierCV(SVC(C=3.0), method="temperature", cv=5, ensemble=False)
