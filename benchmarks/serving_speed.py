@@ -173,7 +173,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     tracking_uri = f"sqlite:///{tmp / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("serving-bench")
+    # Artifacts in the temporary folder too, not in ./mlruns of wherever the benchmark was started.
+    experiment = mlflow.create_experiment("serving-bench", artifact_location=(tmp / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=experiment)
     with mlflow.start_run():
         log_serving_model(
             fitted,
