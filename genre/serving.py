@@ -198,7 +198,8 @@ class GenreClassifier:
         """The estimator's ``predict_proba`` of valid feature rows, with its thread pools at one thread.
 
         OpenMP's limit is per calling thread, so it is set on every call (about 20 us), in the thread that
-        serves the request.
+        serves the request. OpenBLAS's is process-wide: with concurrent requests one call's exit can restore
+        two threads under another call still running, which costs that call speed, never correctness.
         """
         with self._threadpools.limit(limits=1):
             return self.estimator.predict_proba(rows)
