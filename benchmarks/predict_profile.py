@@ -1,9 +1,13 @@
-"""Where a 1000-row prediction's time goes, in-process: each base model, the stack, the served wrapper.
+"""Where a 1000-row prediction's time goes, in-process: each base model, the stack, the served wrapper, and
+the scoring server's own steps around it.
 
 Fits the default stack on the embedded data, then times ``predict_proba`` of each base model (on scaled
-rows), of the whole stack, ``GenreClassifier.predict`` (what the served model runs) and ``json.dumps``
-of its answer. Prints JSON, then a markdown table. The serving benchmark (``serving_speed.py``) measures
-the same through the HTTP server.
+rows), of the whole stack with the native thread pools at their defaults and at one thread each (what
+``GenreClassifier`` runs), ``GenreClassifier.predict`` (what the served model runs), and the steps
+``mlflow models serve`` adds for a request of the same rows, called as its scoring server calls them:
+parsing a JSON ``dataframe_split`` body and a CSV body, enforcing the signature, and encoding the answer.
+Prints JSON, then a markdown table. The serving benchmark (``serving_speed.py``) measures the same through
+the HTTP server.
 
     python benchmarks/predict_profile.py [--rows 1000] [--repeats 10]
 """
@@ -11,17 +15,23 @@ the same through the HTTP server.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 from collections.abc import Callable
 
 import pandas as pd
+from mlflow.models import Model
+from mlflow.models.utils import _enforce_schema
+from mlflow.pyfunc import scoring_server
+from threadpoolctl import threadpool_limits
 
 from genre.data import load_data
 from genre.evaluation import fit_model
 from genre.models import make_model
 from genre.reports import markdown_table
-from genre.serving import GenreClassifier, windowing
+from genre.schema import FEATURE_COLUMNS
+from genre.serving import GenreClassifier, signature, windowing
 
 
 def milliseconds(call: Callable[[], object], repeats: int) -> float:
@@ -42,16 +52,42 @@ def main() -> None:
     stack = fit_model(make_model("stacking"), dataset)
     rows = dataset.X.sample(args.rows, replace=True, random_state=0).reset_index(drop=True)
     scaled = stack[:-1].transform(rows)
-    timings = {
-        f"{name} predict_proba": milliseconds(lambda e=est: e.predict_proba(scaled), args.repeats)
-        for name, est in stack[-1].named_estimators_.items()
-    }
-    timings["stack predict_proba"] = milliseconds(lambda: stack.predict_proba(rows), args.repeats)
+    timings = {}
+    with threadpool_limits(1):
+        for name, est in stack[-1].named_estimators_.items():
+            timings[f"{name} predict_proba"] = milliseconds(
+                lambda e=est: e.predict_proba(scaled), args.repeats
+            )
+    timings["stack predict_proba, default thread pools"] = milliseconds(
+        lambda: stack.predict_proba(rows), args.repeats
+    )
+    with threadpool_limits(1):
+        timings["stack predict_proba, one thread per pool"] = milliseconds(
+            lambda: stack.predict_proba(rows), args.repeats
+        )
     served = GenreClassifier(stack, **windowing(dataset.windowed))
     timings["GenreClassifier.predict"] = milliseconds(lambda: served.predict(rows), args.repeats)
+
+    # The scoring server's steps (mlflow/pyfunc/scoring_server), on the same rows and signature.
+    metadata = Model(signature=signature())
+    schema = metadata.get_input_schema()
+    body = json.dumps(
+        {"dataframe_split": {"columns": list(FEATURE_COLUMNS), "data": rows.to_numpy().tolist()}}
+    )
+    csv = rows.to_csv(index=False)
+    timings["MLflow: parse JSON dataframe_split"] = milliseconds(
+        lambda: scoring_server._parse_json_data(body.encode(), metadata, schema), args.repeats
+    )
+    timings["MLflow: parse CSV body"] = milliseconds(
+        lambda: scoring_server.parse_csv_input(io.StringIO(csv), schema), args.repeats
+    )
+    request = scoring_server.parse_csv_input(io.StringIO(csv), schema)
+    timings["MLflow: enforce the signature"] = milliseconds(
+        lambda: _enforce_schema(request, schema), args.repeats
+    )
     answer = served.predict(rows)
-    timings["json.dumps of the answer"] = milliseconds(
-        lambda: json.dumps({"predictions": answer.to_dict(orient="records")}), args.repeats
+    timings["MLflow: encode the answer"] = milliseconds(
+        lambda: scoring_server.predictions_to_json(answer, io.StringIO()), args.repeats
     )
     print(json.dumps({"rows": args.rows, "milliseconds": timings}, indent=1))
     table = pd.DataFrame({"step": list(timings), "ms": list(timings.values())})

@@ -8,7 +8,8 @@
   whatever ``genre`` happens to be installed later;
 * ``load_context`` also warms up: librosa's numba kernels and TensorFlow load once, before the first
   request instead of during it;
-* ``predict`` only turns a request into features and features into probabilities.
+* ``predict`` only turns a request into features and features into probabilities, on one thread (see
+  ``GenreClassifier``).
 
 A request is one of two forms, told apart by its columns:
 
@@ -48,6 +49,7 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Map
+from threadpoolctl import ThreadpoolController
 
 from genre import features
 from genre.errors import AudioError, GenreError, RequestError
@@ -90,6 +92,7 @@ SERVING_REQUIREMENTS = [
     "librosa==0.11.0",
     "soundfile==0.14.0",
     "scipy==1.17.1",
+    "threadpoolctl==3.8.0",
 ]
 
 _REPORTED = 5  # bad cells quoted in one message
@@ -145,6 +148,16 @@ class GenreClassifier:
     window_step : int, default WINDOW_STEP
         Samples from one window's start to the next.
 
+    Notes
+    -----
+    The estimator runs with its native thread pools (OpenBLAS for the SVM's and the network's matrix
+    products, OpenMP for the neighbour search) limited to one thread per call. Each pool's idle workers
+    spin for a while after a call, so when the stack alternates between them on two cores they fight:
+    a 1000-row ``predict_proba`` of the default stack measured 149 ms with the default two threads per
+    pool and 35 ms with one, a one-row request 21 ms and 3 ms, with another job busy on the machine
+    (``benchmarks/predict_profile.py`` measures both). A served model also answers concurrent requests
+    on several threads, where per-call pools only oversubscribe the cores.
+
     Examples
     --------
     >>> from genre.models import make_model
@@ -168,6 +181,7 @@ class GenreClassifier:
         self.window_samples = window_samples
         self.window_step = window_step
         self.classes = [str(label) for label in estimator.classes_]
+        self._threadpools = ThreadpoolController()
 
     def warm_up(self) -> float:
         """Run the extractor and the estimator once, so the first request pays no compilation or import.
@@ -177,8 +191,18 @@ class GenreClassifier:
         start = time.perf_counter()
         features.warm_up()
         zeros = pd.DataFrame(np.zeros((1, len(FEATURE_COLUMNS))), columns=list(FEATURE_COLUMNS))
-        self.estimator.predict_proba(zeros)
+        self.predict_proba(zeros)
         return time.perf_counter() - start
+
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        """The estimator's ``predict_proba`` of valid feature rows, with its thread pools at one thread.
+
+        OpenMP's limit is per calling thread, so it is set on every call (about 20 us), in the thread that
+        serves the request. OpenBLAS's is process-wide: with concurrent requests one call's exit can restore
+        two threads under another call still running, which costs that call speed, never correctness.
+        """
+        with self._threadpools.limit(limits=1):
+            return self.estimator.predict_proba(rows)
 
     def predict(self, request: pd.DataFrame) -> pd.DataFrame:
         """The genre and every genre's probability per row; for audio, also the windows used.
@@ -208,7 +232,7 @@ class GenreClassifier:
                 f"(any order) or {AUDIO_COLUMN!r}"
             )
         self._check_rows(request, limit=MAX_ROWS)
-        return self._answer(self.estimator.predict_proba(_finite_features(request)))
+        return self._answer(self.predict_proba(_finite_features(request)))
 
     def predict_audio(self, files: Sequence[bytes], *, names: Sequence[str] | None = None) -> pd.DataFrame:
         """``predict`` for audio files given as bytes; ``names`` label them in errors (default ``row <i>``).
@@ -231,7 +255,7 @@ class GenreClassifier:
             rows.extend(found)
             windows.append(len(found))
         counts = np.array(windows)
-        proba = self.estimator.predict_proba(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
+        proba = self.predict_proba(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
         proba = np.add.reduceat(proba, np.cumsum(counts) - counts, axis=0) / counts[:, None]
         return self._answer(proba, counts)
 
@@ -254,7 +278,7 @@ class GenreClassifier:
                 kind="too_large",
             )
         rows = self._windows(data, name)
-        proba = self.estimator.predict_proba(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
+        proba = self.predict_proba(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
         starts = np.arange(len(rows)) * self.window_step / SAMPLE_RATE
         return pd.DataFrame(proba, columns=self.classes, index=pd.Index(starts, name="start_s"))
 

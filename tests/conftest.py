@@ -1,13 +1,18 @@
-"""Shared fixtures: where the real GTZAN files are, and an isolated MLflow store and cache per test."""
+"""Shared fixtures: where the real GTZAN files are, an isolated MLflow store and cache per test, and the
+libsvm reference path that fast prediction paths are compared with."""
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
+from sklearn.svm import SVC
+
+from genre.models import VectorizedSVC
 
 #: ../shared beside the repository (CI clones the repo with shared/ beside it); GENRE_SHARED_DIR overrides.
 SHARED_DIR = Path(os.environ.get("GENRE_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
@@ -22,6 +27,30 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real GTZAN data not found at {path} (set GENRE_SHARED_DIR)")
     return path
+
+
+def with_libsvm(estimator: object) -> object:
+    """A copy of a fitted estimator whose ``VectorizedSVC``s evaluate through libsvm: the reference path.
+
+    Walks scikit-learn's and genre's objects and their containers only (a Keras model's object graph is
+    large and cyclic, and holds no SVC).
+    """
+    reference = copy.deepcopy(estimator)
+    stack, seen = [reference], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, VectorizedSVC):
+            node.__class__ = SVC
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif type(node).__module__.split(".")[0] in ("sklearn", "genre"):
+            stack.extend(vars(node).values())
+    return reference
 
 
 def use_store(root: Path, patch: pytest.MonkeyPatch) -> str:

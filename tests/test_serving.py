@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from threadpoolctl import threadpool_info
 
 from genre.data import Dataset, load_data
 from genre.errors import RequestError
@@ -34,7 +35,7 @@ from genre.schema import FEATURE_COLUMNS, SAMPLE_RATE
 from genre.serving import MAX_AUDIO_BYTES, MAX_ROWS, GenreClassifier, encode_audio, windowing
 from genre.synthetic import synthesize_clip
 from genre.training import train_run
-from tests.conftest import GTZAN_AUDIO, use_store
+from tests.conftest import GTZAN_30, GTZAN_AUDIO, require, use_store, with_libsvm
 
 #: A stack that trains in seconds: a one-layer network, 20 epochs.
 SMALL_STACK = {"nn__hidden_layers": 1, "nn__units": 32, "nn__epochs": 20, "nn__patience": 5}
@@ -160,6 +161,18 @@ def test_feature_rows_in_any_column_order_match_the_model_in_process(server, sto
     served = np.array([list(row["probabilities"].values()) for row in body["predictions"]])
     np.testing.assert_allclose(served, expected, rtol=1e-9)
     assert "windows" not in body["predictions"][0]
+
+
+def test_served_fast_paths_give_the_reference_probabilities_on_gtzan_rows(store):
+    """One thread per pool and ``VectorizedSVC`` change no answer: GTZAN's 1000 real feature rows through
+    the served classifier, against the stack on libsvm with its default thread pools."""
+    rows = load_data(require(GTZAN_30)).X
+    answer = GenreClassifier(store.estimator).predict(rows)
+    reference = with_libsvm(store.estimator)
+    expected = reference.predict_proba(rows)
+    served = np.array([list(row.values()) for row in answer["probabilities"]])
+    np.testing.assert_allclose(served, expected, rtol=1e-9, atol=1e-12)
+    assert answer["genre"].tolist() == reference.classes_[expected.argmax(axis=1)].tolist()
 
 
 def test_gtzan_id_columns_and_other_extras_are_ignored(server, store):
@@ -306,3 +319,20 @@ def test_song_probabilities_are_the_mean_of_its_windows(knn):
     expected = knn.estimator.predict_proba(windows).mean(axis=0)
     assert answer["windows"].tolist() == [2]
     np.testing.assert_allclose(list(answer["probabilities"][0].values()), expected)
+
+
+def test_the_estimator_runs_with_one_thread_per_pool_and_the_pools_are_restored(knn):
+    class Probe:
+        """Records the native thread pools' sizes while it predicts."""
+
+        classes_ = knn.estimator.classes_
+
+        def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+            self.seen = {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
+            return np.full((len(rows), len(self.classes_)), 1 / len(self.classes_))
+
+    before = {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
+    probe = Probe()
+    GenreClassifier(probe).predict(pd.DataFrame(np.zeros((2, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS))
+    assert probe.seen and set(probe.seen.values()) == {1}
+    assert {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()} == before
