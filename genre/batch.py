@@ -1,7 +1,7 @@
 """Batch scoring of a large library with Spark: the served pyfunc over feature rows or audio files.
 
 ``score_batch`` applies a genre serving model (``genre.serving``; e.g. ``models:/genre-classifier@champion``)
-with ``mlflow.pyfunc.spark_udf`` to a Spark DataFrame and writes Parquet. The model is the pyfunc the
+to a Spark DataFrame and writes Parquet. The model is the pyfunc the
 server runs, so Spark's answers are the in-process ``predict``'s; the same job runs in local mode
 (``local[2]``) and on a cluster (``master="spark://host:7077"``, ``yarn``, with the package installed on
 the executors).
@@ -18,16 +18,15 @@ The output has one row per input row or file: the id, ``genre``, one ``p_<genre>
 genre, for audio the ``windows`` averaged, and ``error`` (null when scored).
 
 One bad item never loses the good ones. The pyfunc refuses a whole request over one bad row or file
-(that is what makes the server answer 400), and a UDF that raises fails the Spark job, so bad items are
-found before the model sees them:
+(that is what makes the server answer 400), and a UDF that raises fails the Spark job, so:
 
-* a feature row with a missing, non-numeric or non-finite value gets an ``error`` naming the columns
-  and values. The check is Spark SQL; the row is scored with its bad values replaced by zeros and that
-  answer is dropped, so the input is read once;
-* an audio file goes through ``serving.decode_audio``, the served model's own per-file check, in a first
-  pandas UDF; a bad one (not audio, empty, too short, too long, too large, silent) gets an ``error``
-  starting with its path and never reaches the model. Good files reach the model one per Arrow batch,
-  so the server's per-request audio limit is a per-file limit here.
+* feature rows go through ``mlflow.pyfunc.spark_udf``, after a Spark SQL check: a row with a missing,
+  non-numeric or non-finite value gets an ``error`` naming the columns and values, is scored with those
+  values replaced by zeros (so the input is read once) and that answer is dropped;
+* audio files go through a pandas UDF of this module that loads the same pyfunc and sends each file as
+  its own request; a refused file (not audio, empty, too short, too long, too large, silent) gets the
+  model's own message, starting with the file's path, as its ``error`` (``_score_audio`` says why this
+  is not ``spark_udf``).
 """
 
 from __future__ import annotations
