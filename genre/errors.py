@@ -6,7 +6,15 @@ instead of a traceback, and callers can catch ``GenreError`` without knowing whi
 
 from __future__ import annotations
 
-__all__ = ["GenreError", "DataError", "AudioError", "ConfigError", "RequestError", "RegistryError", "BatchError"]
+__all__ = [
+    "GenreError",
+    "DataError",
+    "AudioError",
+    "ConfigError",
+    "RequestError",
+    "RegistryError",
+    "BatchError",
+]
 
 
 class GenreError(Exception):
