@@ -419,6 +419,63 @@ def _predict(args: argparse.Namespace) -> int:
     return 3 if failed else 0
 
 
+# --- score ----------------------------------------------------------------------------------------
+
+
+def _score_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a genre serving model URI, e.g. models:/genre-classifier@champion")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        help="feature tables (CSV with a header, or Parquet); with --audio, audio files and folders "
+        "('embedded': the generated set)",
+    )
+    parser.add_argument("--out", required=True, help="Parquet folder to write")
+    parser.add_argument(
+        "--audio",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="score audio files, not feature rows",
+    )
+    parser.add_argument("--id-column", default="filename", help="feature input: the column naming each row")
+    parser.add_argument(
+        "--master", default="local[2]", help="Spark master: local[N], spark://HOST:PORT, yarn"
+    )
+    parser.add_argument(
+        "--overwrite", type=_bool, nargs="?", const=True, default=False, help="replace an existing --out"
+    )
+    parser.add_argument("--mlflow", action="store_true", help="record the batch as an MLflow run")
+    parser.add_argument("--strict", action="store_true", help="exit with status 3 if any row or file failed")
+
+
+def _score(args: argparse.Namespace) -> int:
+    from genre.jobs import score_job
+
+    result = score_job(
+        args.model,
+        args.inputs,
+        args.out,
+        audio=args.audio,
+        id_column=args.id_column,
+        master=args.master,
+        overwrite=args.overwrite,
+        track=args.mlflow,
+    )
+    print(
+        f"{result.scored} row(s) scored, {result.failed} failed -> {result.output} "
+        f"({result.seconds:.1f} s, {result.rows_per_s:,.0f} rows/s with Spark start-up)"
+    )
+    for name, error in result.failures:
+        print(f"  failed {name}: {error.removeprefix(f'{name}: ')}", file=sys.stderr)
+    if result.failed > len(result.failures):
+        print(f"  and {result.failed - len(result.failures)} more: see the error column", file=sys.stderr)
+    if result.scored == 0:
+        return 1
+    return 3 if result.failed and args.strict else 0
+
+
 # --- web ------------------------------------------------------------------------------------------
 
 
@@ -482,6 +539,11 @@ COMMANDS: dict[
         _promote,
     ),
     "predict": ("genre and top-3 probabilities of audio files", _predict_parser, _predict),
+    "score": (
+        "batch scoring on Spark: feature rows or audio files to Parquet (genre, probabilities, errors)",
+        _score_parser,
+        _score,
+    ),
     "web": ("the 'discover your sound' web page on the registered model", _web_parser, _web),
 }
 

@@ -6,7 +6,15 @@ instead of a traceback, and callers can catch ``GenreError`` without knowing whi
 
 from __future__ import annotations
 
-__all__ = ["GenreError", "DataError", "AudioError", "ConfigError", "RequestError", "RegistryError"]
+__all__ = [
+    "GenreError",
+    "DataError",
+    "AudioError",
+    "ConfigError",
+    "RequestError",
+    "RegistryError",
+    "BatchError",
+]
 
 
 class GenreError(Exception):
@@ -49,3 +57,10 @@ class RequestError(GenreError, ValueError):
 
 class RegistryError(GenreError):
     """A registration or promotion cannot be done: no such run, model, version or alias; names which."""
+
+
+class BatchError(GenreError):
+    """A batch scoring job cannot run: no Java or pyspark, an input or output path at fault, a failed task.
+
+    Problems with single rows or files are not errors: the job reports them in its ``error`` column.
+    """

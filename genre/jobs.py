@@ -17,6 +17,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from genre.batch import DEFAULT_MASTER, BatchResult, score_batch
 from genre.data import EMBEDDED, Dataset, embedded_audio, from_frame, load_data
 from genre.errors import ConfigError, DataError
 from genre.experiments import load_search_config
@@ -33,6 +34,7 @@ __all__ = [
     "extract_job",
     "main_job",
     "resolve_audio_paths",
+    "score_job",
     "train_job",
     "tune_grid_job",
     "tune_optuna_job",
@@ -122,6 +124,55 @@ def _log_extraction(
                 mlflow.set_tag("genre.dataset_warning", str(exc))
             else:
                 log_dataset(dataset, context="extracted")
+
+
+def score_job(
+    model_uri: str,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    audio: bool = False,
+    id_column: str = "filename",
+    master: str = DEFAULT_MASTER,
+    overwrite: bool = False,
+    track: bool = False,
+) -> BatchResult:
+    """Score feature tables or audio files with a serving model on Spark into the Parquet ``out``.
+
+    See ``genre.batch.score_batch``; ``"embedded"`` among audio inputs stands for the generated audio
+    set. With ``track=True`` the batch is one MLflow run: ``score.*`` parameters, ``rows_scored``,
+    ``rows_failed``, ``seconds`` and ``rows_per_s`` (Spark start-up included), and the first failures
+    as ``failures.csv`` (all of them are in the output's ``error`` column).
+    """
+    paths = resolve_audio_paths(inputs) if audio else list(inputs)
+    result = score_batch(
+        model_uri, paths, out, audio=audio, id_column=id_column, master=master, overwrite=overwrite
+    )
+    if track:
+        configure_tracking(EXPERIMENT)
+        with mlflow.start_run(run_name="score"):
+            mlflow.set_tags({"genre.job": "score"})
+            mlflow.log_params(
+                {
+                    "score.model_uri": model_uri,
+                    "score.inputs": ",".join(map(str, paths)),
+                    "score.audio": audio,
+                    "score.master": master,
+                    "score.out": str(out),
+                }
+            )
+            mlflow.log_metrics(
+                {
+                    "rows_scored": result.scored,
+                    "rows_failed": result.failed,
+                    "seconds": result.seconds,
+                    "rows_per_s": result.rows_per_s,
+                }
+            )
+            if result.failures:
+                failures = pd.DataFrame(result.failures, columns=["id", "error"])
+                mlflow.log_text(failures.to_csv(index=False), "failures.csv")
+    return result
 
 
 def train_job(
