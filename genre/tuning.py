@@ -458,11 +458,25 @@ def _wait_for_attr(study: optuna.Study, key: str, *, seconds: float) -> Any:
 
 
 def _mark_lost_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Close the MLflow run of a trial whose worker died (Optuna has just marked the trial FAIL)."""
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    if run_id is None:
-        return
+    """Close the MLflow run of a trial whose worker died (Optuna has just marked the trial FAIL).
+
+    A worker that died between creating the run and recording its id on the trial left only the run's
+    tags: it is found by the study's parent and the trial number.
+    """
     client = mlflow.MlflowClient()
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    parent_id = study.user_attrs.get("mlflow_run_id")
+    if run_id is None and parent_id is not None:
+        found = mlflow.search_runs(
+            search_all_experiments=True,
+            filter_string=(
+                f"tags.mlflow.parentRunId = '{parent_id}' and tags.`optuna.trial` = '{trial.number}'"
+            ),
+            output_format="list",
+        )
+        run_id = found[0].info.run_id if found else None
+    if run_id is None:
+        return  # it died before its run existed
     client.set_tag(run_id, "optuna.state", "FAIL")
     client.set_tag(
         run_id,
@@ -548,12 +562,17 @@ def _trial(
     if parent_run_id is None:
         return _cross_validate_trial(trial, config, model, dataset, folds)[0]
     with tracked_run(
-        run_name=f"{config.model}-trial-{trial.number:03d}", nested=True, parent_run_id=parent_run_id
+        run_name=f"{config.model}-trial-{trial.number:03d}",
+        nested=True,
+        parent_run_id=parent_run_id,
+        # Created with its tags, so a worker that dies at once leaves a run _mark_lost_trial can find.
+        tags={
+            "genre.job": "tune_optuna.trial",
+            "genre.model": config.model,
+            "optuna.trial": str(trial.number),
+        },
     ) as child:
         trial.set_user_attr("mlflow_run_id", child.info.run_id)
-        mlflow.set_tags(
-            {"genre.job": "tune_optuna.trial", "genre.model": config.model, "optuna.trial": trial.number}
-        )
         mlflow.log_params({f"model.{k}": plain(v) for k, v in params.items()})
         try:
             mean, per_fold, networks = _cross_validate_trial(trial, config, model, dataset, folds)

@@ -253,9 +253,12 @@ def test_the_registry_aliases_and_serving_work_against_the_server(services, entr
     assert registered.returncode == 0, registered.stderr[-3000:]
     client = mlflow.MlflowClient()
     champion = client.get_model_version_by_alias("genre-classifier", "champion")
-    assert champion.run_id == entry_points.stack_run_id and "accuracy" in (champion.description or "")
+    source = mlflow.get_run(champion.run_id).data.tags["genre.source_run_id"]
+    assert source == entry_points.stack_run_id and "accuracy" in (champion.description or "")
     # genre promote moves champion to another version and keeps the old one as previous.
-    second = client.create_model_version("genre-classifier", champion.source, run_id=champion.run_id)
+    second = client.create_model_version(
+        "genre-classifier", champion.source, run_id=champion.run_id, model_id=champion.model_id
+    )
     promoted = subprocess.run(
         [str(BIN / "genre"), "promote", second.version],
         capture_output=True,
@@ -353,7 +356,12 @@ def shared_study(services) -> dict:
             trials = _study_trials(services, name)
         except KeyError:  # the study is not created yet
             trials = []
-        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+        # A trial whose MLflow run exists, so the test can check what happens to that run.
+        running = [
+            t
+            for t in trials
+            if t.state == optuna.trial.TrialState.RUNNING and "mlflow_run_id" in t.user_attrs
+        ]
         if running:
             host, pid = running[0].user_attrs.get("genre.worker", ":").split(":")
             if pid:
