@@ -447,6 +447,10 @@ def _create_or_load_study(
     return study, False
 
 
+class _BudgetFilledError(Exception):
+    """A trial started after other workers had already filled the budget: it is failed unrun."""
+
+
 def _wait_for_attr(study: optuna.Study, key: str, *, seconds: float) -> Any:
     """A study attribute its creator is about to set (a worker may load the study a moment before)."""
     deadline = time.monotonic() + seconds
@@ -502,11 +506,13 @@ def optimize(
 
     ``n_trials`` is the study's total, not this call's: a resumed or shared study runs only what is
     missing. A worker starts a trial only while finished plus running trials are short of the total,
-    so workers sharing a study do not overshoot it; when the others' running trials would fill it,
-    it waits, because one of them may belong to a dead worker (marked FAIL once its heartbeat is
-    stale) and need replacing. With ``parent_run_id`` each trial is a child run of it. A trial that
-    raises is marked FAIL, logged, and the search goes on (it does not count towards ``n_trials``;
-    after ``n_trials`` failures this call gives up). Returns how many trials this call ran.
+    and a trial that finds the budget taken by lower-numbered ones (two workers saw the last free
+    place at once) is failed unrun with ``genre.surplus``, so workers sharing a study never overshoot
+    it. When the others' running trials would fill it, a worker waits, because one of them may belong
+    to a dead worker (marked FAIL once its heartbeat is stale) and need replacing. With
+    ``parent_run_id`` each trial is a child run of it. A trial that raises is marked FAIL, logged, and
+    the search goes on (it does not count towards ``n_trials``; after ``n_trials`` failures this call
+    gives up). Returns how many trials this call ran.
     """
     _check_searchable(config, dataset)
     folds = grouped_folds(dataset, n_splits=n_splits, seed=seed)
@@ -514,6 +520,12 @@ def optimize(
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("genre.worker", worker)
+        # Two workers that saw one free place at the same moment both started a trial: the one with the
+        # higher number (numbers come from the storage) is over budget and gives way, before any work.
+        earlier = study.get_trials(deepcopy=False, states=(*_FINISHED, optuna.trial.TrialState.RUNNING))
+        if sum(t.number < trial.number for t in earlier) >= n_trials:
+            trial.set_user_attr("genre.surplus", True)
+            raise _BudgetFilledError(f"the study's {n_trials} trials were taken by other workers")
         return _trial(trial, config, dataset, folds, seed=seed, parent_run_id=parent_run_id)
 
     deadline = None if timeout is None else time.monotonic() + timeout
