@@ -99,8 +99,20 @@ def _extract_parser(parser: argparse.ArgumentParser) -> None:
     _add_windows(parser, default=False)
     _add_jobs(parser)
     parser.add_argument("--no-cache", action="store_true", help="re-extract every file, ignoring the cache")
+    _add_batch_flags(parser)
+
+
+def _add_batch_flags(parser: argparse.ArgumentParser) -> None:
+    """The options every batch command shares (extract, score), with the exit codes of ``_batch_status``."""
     parser.add_argument("--mlflow", action="store_true", help="record the batch as an MLflow run")
-    parser.add_argument("--strict", action="store_true", help="exit with status 3 if any file failed")
+    parser.add_argument("--strict", action="store_true", help="exit with status 3 if any item failed")
+
+
+def _batch_status(done: int, failed: int, *, strict: bool) -> int:
+    """A batch's exit code: 1 if nothing came through, 3 if something failed under --strict, else 0."""
+    if done == 0:
+        return 1
+    return 3 if failed and strict else 0
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -122,9 +134,7 @@ def _extract(args: argparse.Namespace) -> int:
     )
     for row in result.failures.itertuples():
         print(f"  failed [{row.kind}] {row.message}", file=sys.stderr)
-    if result.files_done == 0:
-        return 1
-    return 3 if failed and args.strict else 0
+    return _batch_status(result.files_done, failed, strict=args.strict)
 
 
 # --- train / main ---------------------------------------------------------------------------------
@@ -446,8 +456,7 @@ def _score_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", type=_bool, nargs="?", const=True, default=False, help="replace an existing --out"
     )
-    parser.add_argument("--mlflow", action="store_true", help="record the batch as an MLflow run")
-    parser.add_argument("--strict", action="store_true", help="exit with status 3 if any row or file failed")
+    _add_batch_flags(parser)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -471,9 +480,7 @@ def _score(args: argparse.Namespace) -> int:
         print(f"  failed {name}: {error.removeprefix(f'{name}: ')}", file=sys.stderr)
     if result.failed > len(result.failures):
         print(f"  and {result.failed - len(result.failures)} more: see the error column", file=sys.stderr)
-    if result.scored == 0:
-        return 1
-    return 3 if result.failed and args.strict else 0
+    return _batch_status(result.scored, result.failed, strict=args.strict)
 
 
 # --- web ------------------------------------------------------------------------------------------
