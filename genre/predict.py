@@ -14,7 +14,6 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from genre.errors import GenreError, RegistryError
-from genre.models import import_keras
 from genre.serving import GenreClassifier, GenrePyfunc, windowing
 from genre.tracking import configure_tracking
 
@@ -36,7 +35,6 @@ def load_classifier(
         The model, run or alias does not exist, or the URI is not a genre serving model.
     """
     configure_tracking()
-    import_keras()  # the stack holds a Keras network: import TensorFlow here, without its start-up notes
     if run_id is not None:
         try:
             run = MlflowClient().get_run(run_id)

@@ -174,6 +174,29 @@ def test_fitted_stack_round_trips_through_joblib_and_pickle(fitted_stack, data, 
     assert_array_equal(pickle.loads(pickle.dumps(fitted_stack)).predict_proba(X), expected)
 
 
+def test_unpickled_stack_predicts_without_tensorflow_and_keeps_its_network(fitted_stack, data, tmp_path) -> None:
+    """Serving loads a pickled stack: its network's Keras model is unpickled only when asked for."""
+    X, _ = data
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "expected.npy", fitted_stack.predict_proba(X))
+    joblib.dump(fitted_stack, tmp_path / "stack.joblib")
+    code = f"""
+import sys, joblib, numpy as np
+stack = joblib.load({str(tmp_path / "stack.joblib")!r})
+X = np.load({str(tmp_path / "X.npy")!r})
+np.testing.assert_array_equal(stack.predict_proba(X), np.load({str(tmp_path / "expected.npy")!r}))
+assert "tensorflow" not in sys.modules, "predicting imported TensorFlow"
+nn = stack[-1].named_estimators_["nn"]
+network = nn.model_(stack[:-1].transform(X)).numpy()
+np.testing.assert_allclose(network, nn.predict_proba(stack[:-1].transform(X)), atol=1e-5)
+again = joblib.load({str(tmp_path / "stack.joblib")!r})
+import pickle
+np.testing.assert_array_equal(pickle.loads(pickle.dumps(stack)).predict_proba(X), again.predict_proba(X))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_importing_models_does_not_import_tensorflow() -> None:
     code = "import sys, genre.models; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
