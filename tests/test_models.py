@@ -174,7 +174,7 @@ def test_fitted_stack_round_trips_through_joblib_and_pickle(fitted_stack, data, 
     assert_array_equal(pickle.loads(pickle.dumps(fitted_stack)).predict_proba(X), expected)
 
 
-def test_unpickled_stack_predicts_without_tensorflow_and_keeps_its_network(fitted_stack, data, tmp_path) -> None:
+def test_unpickled_stack_predicts_without_tensorflow_keeps_network(fitted_stack, data, tmp_path) -> None:
     """Serving loads a pickled stack: its network's Keras model is unpickled only when asked for."""
     X, _ = data
     np.save(tmp_path / "X.npy", X)
