@@ -365,6 +365,13 @@ def _register_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="stacking", help="which model's runs 'best' considers")
     parser.add_argument("--protocol", default="grouped", help="which protocol's runs 'best' considers")
     parser.add_argument("--name", default="genre-classifier", help="the registered model")
+    parser.add_argument(
+        "--alias",
+        choices=["champion", "challenger"],
+        default="champion",
+        help="champion (default) serves the new version at once; challenger leaves the champion serving "
+        "and serves the new version at models:/NAME@challenger until `genre promote challenger`",
+    )
 
 
 def _register(args: argparse.Namespace) -> int:
@@ -377,8 +384,9 @@ def _register(args: argparse.Namespace) -> int:
         model=args.model,
         protocol=args.protocol,
         name=args.name,
+        alias=args.alias,
     )
-    print(f"registered {done.name} version {done.version} from run {done.source_run_id} as @champion")
+    print(f"registered {done.name} version {done.version} from run {done.source_run_id} as @{done.alias}")
     if done.previous_champion:
         print(f"  version {done.previous_champion} is now @previous")
     print(f"  serve it: mlflow models serve -m {done.model_uri} --env-manager local")

@@ -4,7 +4,8 @@
 model as the served pyfunc (``genre.serving``), logs that in a registration run and registers it as a new
 version of one registered model. The version gets a model card -- data, protocol, CV scores, parameters,
 the runs it came from -- as its description (markdown, from ``registry/model_card.md``) and as tags, and
-becomes ``champion``.
+becomes ``champion``, or ``challenger`` when it should be tried before it serves
+(``models:/<name>@challenger`` serves it beside the champion; ``promote("challenger")`` promotes it).
 
 ``promote`` moves the ``champion`` alias to another version and keeps the one it leaves as ``previous``,
 so a rollback is ``promote("previous")``. The registered model's own description and tags always
@@ -34,6 +35,7 @@ from genre.serving import log_serving_model, windowing
 from genre.tracking import configure_tracking
 
 __all__ = [
+    "CHALLENGER",
     "CHAMPION",
     "DEFAULT_MODEL_NAME",
     "MODEL_CARD_TEMPLATE",
@@ -49,6 +51,8 @@ DEFAULT_MODEL_NAME = "genre-classifier"
 #: The alias serving follows, and the one a promotion leaves behind (for rollbacks).
 CHAMPION = "champion"
 PREVIOUS = "previous"
+#: The alias of a version registered to be tried before it is promoted.
+CHALLENGER = "challenger"
 #: The model card, as data: a ``string.Template`` in markdown.
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "registry" / "model_card.md"
 
@@ -63,13 +67,14 @@ class Registration:
     version: str
     source_run_id: str
     registration_run_id: str
+    alias: str
     previous_champion: str | None
     card: str
 
     @property
     def model_uri(self) -> str:
-        """The URI that always serves the champion, ``models:/<name>@champion``."""
-        return f"models:/{self.name}@{CHAMPION}"
+        """The URI that follows the version's alias, ``models:/<name>@champion`` (or ``@challenger``)."""
+        return f"models:/{self.name}@{self.alias}"
 
 
 def best_run(
@@ -120,6 +125,7 @@ def register(
     model: str = "stacking",
     protocol: str = "grouped",
     name: str = DEFAULT_MODEL_NAME,
+    alias: str = CHAMPION,
 ) -> Registration:
     """Register a training run's model as a new version of ``name`` and make it the champion.
 
@@ -132,17 +138,22 @@ def register(
         How the best run is chosen when ``run_id`` is not given.
     name : str, default DEFAULT_MODEL_NAME
         The registered model.
+    alias : {"champion", "challenger"}, default "champion"
+        ``champion`` promotes the new version (the old champion becomes ``previous``); ``challenger``
+        leaves the champion serving and moves the ``challenger`` alias to the new version.
 
     Returns
     -------
     Registration
-        The new version, and the champion it replaced (now ``previous``), if any.
+        The new version, its alias, and the champion it replaced (now ``previous``), if any.
 
     Raises
     ------
     RegistryError
-        The run does not exist, is not a genre training run, or logged no model.
+        The run does not exist, is not a genre training run, or logged no model; or ``alias`` is neither.
     """
+    if alias not in (CHAMPION, CHALLENGER):
+        raise RegistryError(f"alias {alias!r}: a new version is registered as {CHAMPION!r} or {CHALLENGER!r}")
     configure_tracking()
     client = MlflowClient()
     if run_id is None:
@@ -187,16 +198,20 @@ def register(
     client.update_model_version(name, version, description=card)
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-    _, previous = promote(version, name=name)
-    return Registration(name, version, source.info.run_id, run.info.run_id, previous, card)
+    if alias == CHAMPION:
+        _, previous = promote(version, name=name)
+    else:
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        previous = None
+    return Registration(name, version, source.info.run_id, run.info.run_id, alias, previous, card)
 
 
 def promote(version: str | int, *, name: str = DEFAULT_MODEL_NAME) -> tuple[str, str | None]:
     """Make ``version`` (a number, or an alias such as ``"previous"``) the champion of ``name``.
 
-    The version that was champion becomes ``previous``; the registered model's description and tags
-    become the new champion's card. Returns the new champion's version and the old one's (None if there
-    was none).
+    The version that was champion becomes ``previous``; a ``challenger`` alias on the promoted version is
+    removed (it has won); the registered model's description and tags become the new champion's card.
+    Returns the new champion's version and the old one's (None if there was none).
 
     Raises
     ------
@@ -213,6 +228,8 @@ def promote(version: str | int, *, name: str = DEFAULT_MODEL_NAME) -> tuple[str,
     if old is not None:
         client.set_registered_model_alias(name, PREVIOUS, old)
     client.set_registered_model_alias(name, CHAMPION, new)
+    if CHALLENGER in target.aliases:
+        client.delete_registered_model_alias(name, CHALLENGER)
     client.update_registered_model(name, description=target.description or "")
     for key, value in target.tags.items():
         if key.startswith(_TAG_PREFIX):

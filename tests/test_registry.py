@@ -83,6 +83,26 @@ def test_register_writes_the_card_and_promote_keeps_previous(runs):
     assert loaded.metadata.signature is not None and loaded.input_example is not None
 
 
+def test_a_challenger_waits_beside_the_champion_until_promoted(runs, capsys):
+    client = MlflowClient()
+    register(runs["k1"].run_id)
+    card = client.get_registered_model(NAME).description
+    assert main(["register", "--run-id", runs["k15"].run_id, "--alias", "challenger"]) == 0
+    out = capsys.readouterr().out
+    assert "version 2 from run" in out and "as @challenger" in out and f"models:/{NAME}@challenger" in out
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "2"
+    model = client.get_registered_model(NAME)
+    assert model.description == card and model.tags["genre.champion_version"] == "1"  # still the champion's
+    assert "# genre-classifier, version 2" in client.get_model_version(NAME, "2").description
+
+    assert promote("challenger") == ("2", "1")
+    assert str(client.get_model_version_by_alias(NAME, "previous").version) == "1"
+    assert client.get_model_version(NAME, "2").aliases == ["champion"]  # the challenger alias is spent
+    with pytest.raises(RegistryError, match="registered as 'champion' or 'challenger'"):
+        register(runs["k1"].run_id, alias="previous")
+
+
 def test_register_command_and_its_errors(runs, capsys):
     assert main(["register", "--model", "knn"]) == 0
     out = capsys.readouterr().out
