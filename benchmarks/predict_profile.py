@@ -5,7 +5,8 @@ Fits the default stack on the embedded data, then times ``predict_proba`` of eac
 rows), of the whole stack with the native thread pools at their defaults and at one thread each (what
 ``GenreClassifier`` runs), ``GenreClassifier.predict`` (what the served model runs), and the steps
 ``mlflow models serve`` adds for a request of the same rows, called as its scoring server calls them:
-parsing a JSON ``dataframe_split`` body and a CSV body, enforcing the signature, and encoding the answer.
+parsing a JSON ``dataframe_split`` body, a CSV body and a Parquet body, enforcing the signature, and
+encoding the answer.
 Prints JSON, then a markdown table. The serving benchmark (``serving_speed.py``) measures the same through
 the HTTP server.
 
@@ -80,6 +81,10 @@ def main() -> None:
     )
     timings["MLflow: parse CSV body"] = milliseconds(
         lambda: scoring_server.parse_csv_input(io.StringIO(csv), schema), args.repeats
+    )
+    parquet = rows.to_parquet(index=False)
+    timings["MLflow: parse Parquet body"] = milliseconds(
+        lambda: scoring_server.parse_parquet_input(io.BytesIO(parquet)), args.repeats
     )
     request = scoring_server.parse_csv_input(io.StringIO(csv), schema)
     timings["MLflow: enforce the signature"] = milliseconds(

@@ -108,11 +108,9 @@ def _status(url: str) -> int | None:
         return None
 
 
-def _post(url: str, body: object) -> tuple[int, dict]:
+def _post(url: str, body: object, content_type: str = "application/json") -> tuple[int, dict]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url + "/invocations", data=data, headers={"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(url + "/invocations", data=data, headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.status, json.loads(response.read())
@@ -180,6 +178,18 @@ def test_gtzan_id_columns_and_other_extras_are_ignored(server, store):
     row = store.dataset.frame.head(1)[["filename", "label", *FEATURE_COLUMNS]].assign(note="hello")
     status, body = _post(server, {"dataframe_records": row.to_dict(orient="records")})
     assert status == 200 and len(body["predictions"]) == 1
+
+
+@pytest.mark.parametrize("body_format", ["csv", "parquet"])
+def test_batch_bodies_in_csv_and_parquet_match_the_model_in_process(server, store, in_process, body_format):
+    """The formats docs/results.md recommends for batches, with a GTZAN CSV's id columns left in."""
+    frame = store.dataset.frame.sample(50, random_state=1)[["filename", "label", *FEATURE_COLUMNS]]
+    if body_format == "csv":
+        status, body = _post(server, frame.to_csv(index=False).encode(), "text/csv")
+    else:
+        status, body = _post(server, frame.to_parquet(index=False), "application/vnd.apache.parquet")
+    assert status == 200, body
+    _same_answers(body["predictions"], in_process.predict(frame[list(FEATURE_COLUMNS)]))
 
 
 def test_audio_rows_are_windowed_and_averaged(server, in_process, store):
