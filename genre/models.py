@@ -38,11 +38,12 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import StackingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -58,7 +59,7 @@ from sklearn.utils._param_validation import (
     validate_parameter_constraints,
 )
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
 from genre.errors import ConfigError
 
@@ -73,6 +74,7 @@ __all__ = [
     "VectorizedSVC",
     "CalibratedSVC",
     "KerasMLPClassifier",
+    "MetaLogisticRegression",
     "import_keras",
 ]
 
@@ -420,9 +422,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
 
     ``n_features -> hidden_layers x Dense(units, relu) [+ Dropout] -> Dense(n_classes, softmax)``,
     trained with Adam on sparse categorical cross-entropy. ``fit`` holds out a stratified
-    ``validation_fraction`` of its training rows and stops when their loss has not improved by
-    ``min_delta`` for ``patience`` epochs, keeping the best epoch's weights; the held-out rows are
-    never trained on, so early stopping never looks at a CV fold's test rows.
+    ``validation_fraction`` of its training rows (of its ``groups``, when given: whole tracks of windowed
+    data) and stops when their loss has not improved by ``min_delta`` for ``patience`` epochs, keeping
+    the best epoch's weights; the held-out rows are never trained on, so early stopping never looks at
+    a CV fold's test rows.
 
     Parameters
     ----------
@@ -560,18 +563,32 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.epoch_callback = epoch_callback
 
-    def fit(self, X: Any, y: Any) -> KerasMLPClassifier:
+    def fit(self, X: Any, y: Any, groups: Any = None) -> KerasMLPClassifier:
         """Build the network for ``X``'s width and ``y``'s classes, and train it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        groups : array-like of shape (n_samples,), optional
+            Rows that must stay on one side of the early-stopping split, such as the 3-s windows of one
+            track: the held-out rows are then about ``validation_fraction`` of the groups (stratified),
+            so the validation loss is measured on tracks the network has not trained on. Without
+            groups, rows are held out one by one. ``evaluation.fit_model`` passes the track groups on
+            windowed data (through scikit-learn's metadata routing inside pipelines and stacks).
 
         Raises
         ------
         ValueError
-            If ``y`` has a single class, or a class has too few rows to appear on both sides of the
-            stratified validation split.
+            If ``y`` has a single class, or a class has too few rows (or groups) to appear on both
+            sides of the stratified validation split.
         """
         self._validate_params()
         self.__dict__.pop("_pickled_model", None)  # a network unpickled earlier is not this fit's
         X, y = validate_data(self, X, y, dtype=np.float32)
+        if groups is not None:
+            groups = np.asarray(groups)
+            check_consistent_length(X, groups)
         check_classification_targets(y)
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -579,7 +596,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                 f"KerasMLPClassifier needs at least 2 classes to train; y has one class, {self.classes_[0]!r}"
             )
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        X_train, y_train, validation = self._split(X, y_index, seed)
+        X_train, y_train, validation = self._split(X, y_index, groups, seed)
 
         keras, tf = import_keras()
         self.model_ = self._build(keras, X.shape[1], seed)
@@ -635,11 +652,13 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         return self.model_
 
     def _split(
-        self, X: np.ndarray, y: np.ndarray, seed: int
+        self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: int
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """Training rows, their labels, and the stratified held-out (X, y) for early stopping or None."""
         if self.validation_fraction is None:
             return X, y, None
+        if groups is not None:
+            return self._split_groups(X, y, groups, seed)
         # At least one row per class, so a small CV fold still gets a stratified validation set.
         n_validation = max(math.ceil(self.validation_fraction * len(y)), len(self.classes_))
         try:
@@ -652,6 +671,27 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                 f"{len(self.classes_)} classes ({error}); use more rows or validation_fraction=None"
             ) from error
         return X_train, y_train, (X_val, y_val)
+
+    def _split_groups(
+        self, X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """``_split`` keeping each group on one side: a fold of stratified group k-fold, k = 1/fraction."""
+        classes_per_group = pd.Series(y).groupby(groups).nunique()
+        groups_per_class = pd.Series(groups).groupby(y).nunique()
+        if classes_per_group.max() > 1 or groups_per_class.min() < 2:
+            reason = (
+                f"group {str(classes_per_group.idxmax())!r} holds rows of several classes"
+                if classes_per_group.max() > 1
+                else f"class {str(self.classes_[groups_per_class.idxmin()])!r} has a single group"
+            )
+            raise ValueError(
+                f"KerasMLPClassifier cannot hold out whole groups for early stopping: {reason}; every "
+                "class needs 2 or more groups, each group one class"
+            )
+        n_splits = max(2, round(1 / self.validation_fraction))
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        train, validation = next(splitter.split(X, y, groups))
+        return X[train], y[train], (X[validation], y[validation])
 
     def _build(self, keras: Any, n_features: int, seed: int) -> Any:
         # Every random layer gets its own seed, drawn from `seed`: no global generator is touched (Keras'
@@ -918,6 +958,20 @@ _ALIASES: dict[tuple[type, str], dict[str, Callable[..., Any]]] = {
 }
 
 
+class MetaLogisticRegression(LogisticRegression):
+    """The stack's meta-learner: ``LogisticRegression`` whose ``fit`` takes and ignores ``groups``.
+
+    ``evaluation.fit_model`` routes the track groups to the networks inside a stack (metadata routing),
+    and scikit-learn 1.9's ``StackingClassifier.fit`` hands every fit parameter, routed or not, to its
+    final estimator as well, where a plain ``LogisticRegression`` refuses ``groups``. The model is
+    ``LogisticRegression``'s, unchanged.
+    """
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, groups: Any = None) -> MetaLogisticRegression:
+        """``LogisticRegression.fit``; ``groups`` is accepted for the stack's sake and not used."""
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
 def _knn(random_state: int) -> KNNClassifier:
     # k=5 with 1/d weights: 0.711 on GTZAN (10-fold), within 0.01 of the best k in 3..15, and its
     # probabilities are smoother than k=1-3's for the stacking meta-learner.
@@ -942,7 +996,7 @@ def _stacking(random_state: int) -> StackingClassifier:
     # puts windows of one track on both sides, pass ``cv=5`` or a group-aware splitter instead.
     return StackingClassifier(
         estimators=[(name, _BUILDERS[name](random_state)) for name in ("knn", "svm", "nn")],
-        final_estimator=LogisticRegression(C=1.0, max_iter=1000),
+        final_estimator=MetaLogisticRegression(C=1.0, max_iter=1000),
         cv=StratifiedKFold(5, shuffle=True, random_state=random_state),
         stack_method="predict_proba",
     )

@@ -45,7 +45,7 @@ from sklearn.pipeline import Pipeline
 from genre import reports
 from genre.data import Dataset
 from genre.errors import ConfigError
-from genre.evaluation import SCORES, fit_model, score
+from genre.evaluation import SCORES, fit_model, grouped_validation, score
 from genre.experiments import SearchConfig, suggest
 from genre.models import check_params, make_model
 from genre.splits import grouped_folds
@@ -185,7 +185,8 @@ def grid_search(
         n_jobs=n_jobs,
         on_candidate=on_candidate,
     )
-    return search.fit(dataset.X, dataset.y)
+    with grouped_validation(search, dataset) as params:
+        return search.fit(dataset.X, dataset.y, **params)
 
 
 def _candidate_params(config: SearchConfig, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,12 +9,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
 
 from genre.data import load_csv
 from genre.errors import ConfigError
-from genre.evaluation import evaluate, fit_model, track_accuracy
+from genre.evaluation import evaluate, fit_model, grouped_validation, track_accuracy
 from genre.jobs import main_job, train_job
-from genre.models import make_model
+from genre.models import KerasMLPClassifier, make_model
+from genre.splits import grouped_folds
 from genre.training import train_run
 from tests.conftest import GTZAN_3_SUBSET, GTZAN_30, require
 
@@ -164,3 +167,53 @@ def test_stack_inner_folds_keep_tracks_together(windows_small):
     for train, test in splits:
         assert not set(groups[train]) & set(groups[test])
     assert make_model("stacking", params)[-1].cv is not splits  # the caller's model is left as it was
+
+
+class _RecordingMLP(KerasMLPClassifier):
+    """Records the rows and groups of every fit, and which groups its early stopping held out."""
+
+    fits: list[dict] = []
+
+    def _split_groups(self, rows, y, groups, seed):
+        train, y_train, validation = super()._split_groups(rows, y, groups, seed)
+        held_out = np.isin(rows, validation[0]).all(axis=1)
+        _RecordingMLP.fits.append(
+            {"rows": len(rows), "train": set(groups[~held_out]), "validation": set(groups[held_out])}
+        )
+        return train, y_train, validation
+
+
+def test_networks_hold_out_whole_tracks_for_early_stopping_on_windows(windows_small, clips):
+    """Alone, inside a stack (final fit and every inner fold) and inside a grid search."""
+    _RecordingMLP.fits = []
+    network = _RecordingMLP(**TINY_NN, random_state=0)
+    fit_model(make_model("nn").set_params(nn=network), windows_small)
+    stack = make_model("stacking").set_params(stacking__nn=clone(network))
+    fit_model(stack, windows_small)
+    search = GridSearchCV(
+        make_model("nn").set_params(nn=clone(network)),
+        {"nn__units": [8]},
+        cv=grouped_folds(windows_small, n_splits=2, seed=0),
+        refit=False,
+    )
+    with grouped_validation(search, windows_small) as params:
+        search.fit(windows_small.X, windows_small.y, **params)
+    assert len(_RecordingMLP.fits) == 1 + (1 + 5) + 2
+    for fit in _RecordingMLP.fits:
+        assert fit["validation"] and not fit["train"] & fit["validation"]  # no track on both sides
+    rows = [fit["rows"] for fit in _RecordingMLP.fits]
+    assert rows[0] == rows[1] == len(windows_small.frame)  # alone, the stack's final fit
+    assert all(n < len(windows_small.frame) for n in rows[2:])  # inner and search folds: their own rows
+
+    _RecordingMLP.fits = []
+    fit_model(make_model("nn").set_params(nn=clone(network)), clips.subset(np.arange(0, 1000, 5)))
+    assert _RecordingMLP.fits == []  # one row per track: rows are held out one by one
+
+
+def test_grouped_early_stopping_refuses_groups_it_cannot_split() -> None:
+    rows = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.repeat(["a", "b"], 20)
+    with pytest.raises(ValueError, match="class 'b' has a single group"):
+        KerasMLPClassifier(**TINY_NN).fit(rows, y, groups=np.repeat(["a1", "a2", "b1", "b1"], 10))
+    with pytest.raises(ValueError, match="group 'x' holds rows of several classes"):
+        KerasMLPClassifier(**TINY_NN).fit(rows, y, groups=np.repeat(["a1", "x", "b1"], [10, 20, 10]))
