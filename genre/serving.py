@@ -84,7 +84,8 @@ MAX_AUDIO_SECONDS = 600.0
 #: gives one window and a song gives one per 30 s.
 CLIP_WINDOW_SAMPLES = 660_000
 
-#: What the served model needs installed: the training requirements plus MLflow and the audio stack.
+#: What the served model needs installed: the training requirements, MLflow, the audio stack, and the
+#: C HTTP parser and event loop that uvicorn (under ``mlflow models serve``) uses when they are there.
 #: Explicit, because letting MLflow infer them imports TensorFlow and takes ~17 s (stack-facts.md).
 SERVING_REQUIREMENTS = [
     *PIP_REQUIREMENTS,
@@ -93,6 +94,8 @@ SERVING_REQUIREMENTS = [
     "soundfile==0.14.0",
     "scipy==1.17.1",
     "threadpoolctl==3.8.0",
+    "httptools==0.9.0",
+    "uvloop==0.23.0",
 ]
 
 _REPORTED = 5  # bad cells quoted in one message

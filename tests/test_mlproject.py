@@ -123,3 +123,15 @@ def test_tune_optuna_entry_point_resumes_its_study(tracking, tmp_path):
     workers = [r for r in runs if r.data.tags.get("genre.job") == "tune_optuna.worker"]
     assert sorted(w.data.params["n_trials"] for w in workers) == ["2", "3"]
     assert {w.data.tags["mlflow.parentRunId"] for w in workers} == {parent.info.run_id}
+
+
+def test_conda_env_pins_what_pyproject_pins() -> None:
+    """``mlflow run`` with conda builds from conda.yaml (untested here: no conda); it must not drift."""
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
+    python = [dep for dep in conda["dependencies"] if isinstance(dep, str) and dep.startswith("python=")]
+    pip = next(dep["pip"] for dep in conda["dependencies"] if isinstance(dep, dict))
+    assert sorted(dep for dep in pip if dep != "-e .") == sorted(pyproject["dependencies"])
+    assert python == ["python=3.11"] and "-e ." in pip
