@@ -154,9 +154,10 @@ def grouped_validation(model: BaseEstimator, dataset: Dataset) -> Iterator[dict[
     ``KerasMLPClassifier`` in ``model`` (a pipeline, a stack, or a search's estimator) requests
     ``groups``; call ``fit(X, y, **params)`` there. Row-per-track data needs nothing: ``{}``.
     """
+    nested = [model, *model.get_params(deep=True).values()]  # steps, stack members, a search's estimator
     networks = [
         estimator
-        for estimator in _estimators(model)
+        for estimator in nested
         if isinstance(estimator, KerasMLPClassifier) and estimator.validation_fraction is not None
     ]
     if not dataset.windowed or not networks:
@@ -166,20 +167,6 @@ def grouped_validation(model: BaseEstimator, dataset: Dataset) -> Iterator[dict[
         for network in networks:
             network.set_fit_request(groups=True)
         yield {"groups": dataset.groups}
-
-
-def _estimators(model: Any) -> Iterator[Any]:
-    """``model`` and every estimator inside it: pipeline steps, stack members, a search's estimator."""
-    yield model
-    inner = []
-    if isinstance(model, Pipeline):
-        inner = [step for _, step in model.steps]
-    elif isinstance(model, StackingClassifier):
-        inner = [estimator for _, estimator in model.estimators]
-    elif hasattr(model, "estimator"):
-        inner = [model.estimator]
-    for estimator in inner:
-        yield from _estimators(estimator)
 
 
 def _cross_validate(
