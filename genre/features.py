@@ -30,6 +30,7 @@ import soundfile as sf
 
 from genre.errors import AudioError
 from genre.schema import FEATURE_COLUMNS, HOP_LENGTH, N_FFT, N_MFCC, SAMPLE_RATE, WINDOW_SAMPLES
+from genre.threads import single_threaded
 
 __all__ = [
     "load_audio",
@@ -161,11 +162,14 @@ def load_audio_bytes(
     return y
 
 
+@single_threaded()
 def extract_features(y: np.ndarray, *, sr: int = SAMPLE_RATE) -> dict[str, float]:
     """The 57 GTZAN features of one signal: mean and variance of each frame-wise feature, and the tempo.
 
     One reflect-padded STFT (``N_FFT``, ``HOP_LENGTH``, centred frames) is computed and every spectral
-    feature derives from it; the mel spectrogram is shared by the MFCCs and the tempo.
+    feature derives from it; the mel spectrogram is shared by the MFCCs and the tempo. The matrix
+    products run on one thread (``genre.threads``), so a file's features are the same bits in a batch's
+    worker process, in the parent and in the served model.
 
     Parameters
     ----------

@@ -49,12 +49,12 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Map
-from threadpoolctl import ThreadpoolController
 
 from genre import features
 from genre.errors import AudioError, GenreError, RequestError
 from genre.extraction import SILENCE_PEAK
 from genre.schema import FEATURE_COLUMNS, SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_STEP
+from genre.threads import single_threaded
 from genre.training import PIP_REQUIREMENTS
 
 __all__ = [
@@ -184,7 +184,6 @@ class GenreClassifier:
         self.window_samples = window_samples
         self.window_step = window_step
         self.classes = [str(label) for label in estimator.classes_]
-        self._threadpools = ThreadpoolController()
 
     def warm_up(self) -> float:
         """Run the extractor and the estimator once, so the first request pays no compilation or import.
@@ -200,11 +199,10 @@ class GenreClassifier:
     def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
         """The estimator's ``predict_proba`` of valid feature rows, with its thread pools at one thread.
 
-        OpenMP's limit is per calling thread, so it is set on every call (about 20 us), in the thread that
-        serves the request. OpenBLAS's is process-wide: with concurrent requests one call's exit can restore
-        two threads under another call still running, which costs that call speed, never correctness.
+        Set here too (about 20 us), not only by ``make_model``'s pipeline, so that any estimator served
+        this way answers with the bits it would give in training, on whichever request thread calls.
         """
-        with self._threadpools.limit(limits=1):
+        with single_threaded():
             return self.estimator.predict_proba(rows)
 
     def predict(self, request: pd.DataFrame) -> pd.DataFrame:
