@@ -36,9 +36,9 @@ import pandas as pd
 
 from genre.batch import PROBABILITY_PREFIX, score_batch, spark_session
 from genre.data import load_csv
+from genre.data.schema import FEATURE_COLUMNS
 from genre.evaluation import fit_model
 from genre.models import make_model
-from genre.schema import FEATURE_COLUMNS
 from genre.serving import MAX_ROWS, encode_audio, log_serving_model
 
 SHARED_DIR = Path(os.environ.get("GENRE_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))

@@ -19,10 +19,8 @@ import numpy as np
 import pandas as pd
 
 from genre.data import load_csv
-from genre.evaluation import fit_model, score, track_accuracy
+from genre.evaluation import fit_model, grouped_folds, markdown_table, score, track_accuracy
 from genre.models import make_model
-from genre.reports import markdown_table
-from genre.splits import grouped_folds
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[2] / "shared/data/gtzan/features_3_sec_subset_classical_jazz_rock.csv"

@@ -42,7 +42,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from genre import features
-from genre.schema import FEATURE_COLUMNS, HOP_LENGTH, N_FFT, SAMPLE_RATE
+from genre.data.schema import FEATURE_COLUMNS, HOP_LENGTH, N_FFT, SAMPLE_RATE
 
 SHARED_DIR = Path(os.environ.get("GENRE_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 GTZAN_DIR = SHARED_DIR / "data" / "gtzan"

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, cross_validate
 
+from genre.data.schema import FEATURE_COLUMNS, LABEL_COLUMN
 from genre.models import MODEL_NAMES, make_model
-from genre.schema import FEATURE_COLUMNS, LABEL_COLUMN
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan" / "features_30_sec.csv"
 SCORES = {"accuracy": "accuracy", "f1_macro": "f1_macro", "log_loss": "neg_log_loss"}

@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from genre.data import Dataset, load_data
-from genre.experiments import load_search_config
+from genre.data import Dataset
+from genre.evaluation import markdown_table
+from genre.features import load_data
 from genre.models import make_model
-from genre.reports import markdown_table
-from genre.tuning import nested_cv, search_builder, stack_builder
+from genre.tuning import load_search_config, nested_cv, search_builder, stack_builder
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan" / "features_30_sec.csv"
 

@@ -27,11 +27,10 @@ from mlflow.models.utils import _enforce_schema
 from mlflow.pyfunc import scoring_server
 from threadpoolctl import threadpool_limits
 
-from genre.data import load_data
-from genre.evaluation import fit_model
+from genre.data.schema import FEATURE_COLUMNS
+from genre.evaluation import fit_model, markdown_table
+from genre.features import load_data
 from genre.models import make_model
-from genre.reports import markdown_table
-from genre.schema import FEATURE_COLUMNS
 from genre.serving import GenreClassifier, signature, windowing
 
 

@@ -19,9 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from genre.data import load_csv
-from genre.evaluation import evaluate
+from genre.evaluation import evaluate, markdown_table
 from genre.models import make_model
-from genre.reports import markdown_table
 
 GTZAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan"
 DEFAULT_DATA = [GTZAN / "features_3_sec_subset_classical_jazz_rock.csv", GTZAN / "features_30_sec.csv"]

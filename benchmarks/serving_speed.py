@@ -39,12 +39,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from genre.data import load_data
+from genre.data.schema import FEATURE_COLUMNS, SAMPLE_RATE
 from genre.evaluation import fit_model
+from genre.features import load_data
 from genre.models import make_model
-from genre.schema import FEATURE_COLUMNS, SAMPLE_RATE
-from genre.serving import SERVING_REQUIREMENTS, GenreClassifier, encode_audio, log_serving_model, signature
-from genre.training import PIP_REQUIREMENTS
+from genre.serving import GenreClassifier, encode_audio, log_serving_model, signature
+from genre.settings import MODEL_REQUIREMENTS as PIP_REQUIREMENTS
+from genre.settings import SERVING_REQUIREMENTS
 
 SHARED_DIR = Path(os.environ.get("GENRE_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 BIN = Path(sys.executable).parent
@@ -143,7 +144,7 @@ def _clip() -> tuple[bytes, str]:
 
     import soundfile as sf
 
-    from genre.synthetic import synthesize_clip
+    from genre.data.synthesis import synthesize_clip
 
     y = synthesize_clip("breakbeat", rng=np.random.default_rng(0), n_samples=30 * SAMPLE_RATE, sr=SAMPLE_RATE)
     buffer = io.BytesIO()

@@ -1,62 +1,95 @@
-"""The project's exceptions.
+"""The project's exceptions, with what went wrong as data.
 
 One base class, so the CLI can turn every expected failure into a one-line message and an exit code
 instead of a traceback, and callers can catch ``GenreError`` without knowing which layer raised it.
+
+Every error carries a ``kind`` (a short machine-readable reason such as ``"too_short"``), the ``subject``
+it is about (a file, a request row) when there is one, and the ``detail`` (the message without the
+subject). Consumers read these attributes -- batch extraction's failures report, the web page's
+headline, the served model's HTTP 400 body -- and never parse the message text.
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 __all__ = [
-    "GenreError",
-    "DataError",
     "AudioError",
-    "ConfigError",
-    "RequestError",
-    "RegistryError",
     "BatchError",
+    "ConfigError",
+    "DataError",
+    "GenreError",
+    "RegistryError",
+    "RequestError",
 ]
 
 
 class GenreError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    Parameters
+    ----------
+    detail : str
+        What is wrong, in words a user can act on.
+    kind : str, optional
+        The machine-readable reason; each class has its default.
+    subject : str, optional
+        What the error is about (a path, ``"row 3"``); the message is then ``"<subject>: <detail>"``.
+    """
+
+    default_kind: ClassVar[str] = "error"
+
+    def __init__(self, detail: str, *, kind: str | None = None, subject: str | None = None) -> None:
+        self.detail = detail
+        self.kind = kind or self.default_kind
+        self.subject = subject
+        super().__init__(f"{subject}: {detail}" if subject else detail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with the keyword attributes (a joblib worker's error keeps its kind and subject)."""
+        return _rebuild, (type(self), self.detail, self.kind, self.subject)
+
+
+def _rebuild(cls: type[GenreError], detail: str, kind: str, subject: str | None) -> GenreError:
+    return cls(detail, kind=kind, subject=subject)
 
 
 class DataError(GenreError, ValueError):
     """A feature table is malformed: names the file, and the row or column where possible."""
 
+    default_kind = "invalid_data"
+
 
 class AudioError(GenreError, ValueError):
-    """An audio file or signal cannot be turned into features (unreadable, empty, silent, too short).
+    """An audio file or signal cannot be turned into features.
 
-    ``kind`` is a short machine-readable reason (``"unreadable"``, ``"empty"``, ``"silent"``,
-    ``"too_short"``) used by batch extraction's failures report.
+    ``kind`` is ``"unreadable"``, ``"empty"``, ``"too_long"``, ``"too_short"`` or ``"silent"``.
     """
 
-    def __init__(self, message: str, *, kind: str = "unreadable") -> None:
-        super().__init__(message)
-        self.kind = kind
+    default_kind = "unreadable"
 
 
 class ConfigError(GenreError, ValueError):
     """An experiment configuration or a parameter value is invalid: names the file or parameter and key."""
+
+    default_kind = "invalid_config"
 
 
 class RequestError(GenreError, ValueError):
     """A prediction request cannot be answered as sent: names the row, column or limit at fault.
 
     The served model turns it into an HTTP 400, so a client learns what to fix instead of getting a 500.
-    ``kind`` is a short machine-readable reason for audio requests (``"too_large"``, ``"unreadable"``,
-    ``"empty"``, ``"too_long"``, ``"too_short"``, ``"silent"``; ``"invalid"`` otherwise), so the web demo
-    can headline the problem in plain words without parsing the message.
+    ``kind`` is an ``AudioError`` kind for audio the model cannot use, ``"too_large"`` beyond the payload
+    limit, and ``"invalid"`` otherwise.
     """
 
-    def __init__(self, message: str, *, kind: str = "invalid") -> None:
-        super().__init__(message)
-        self.kind = kind
+    default_kind = "invalid"
 
 
 class RegistryError(GenreError):
     """A registration or promotion cannot be done: no such run, model, version or alias; names which."""
+
+    default_kind = "not_found"
 
 
 class BatchError(GenreError):
@@ -64,3 +97,5 @@ class BatchError(GenreError):
 
     Problems with single rows or files are not errors: the job reports them in its ``error`` column.
     """
+
+    default_kind = "batch"

@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 import yaml
 
+from genre.data.schema import SAMPLE_RATE
 from genre.models import make_model
-from genre.schema import SAMPLE_RATE
 from tests.conftest import GTZAN_30, require
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,10 +30,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from genre.data import load_data
-from genre.experiments import load_search_config
-from genre.schema import FEATURE_COLUMNS
-from genre.tuning import open_study, optimize
+from genre.data.schema import FEATURE_COLUMNS
+from genre.features import load_data
+from genre.tuning import load_search_config, open_study, optimize
 from tests.conftest import GTZAN_30, GTZAN_AUDIO, require
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,116 @@
+"""The flags and value types several ``genre`` commands share, defined once."""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+__all__ = [
+    "add_batch_flags",
+    "add_data",
+    "add_jobs",
+    "add_windows",
+    "batch_status",
+    "boolean",
+    "names",
+    "optional_seconds",
+    "parse_param",
+    "parse_value",
+    "whole_number",
+]
+
+
+def boolean(text: str) -> bool:
+    """Parse the booleans ``MLproject`` passes as strings (``true``/``false``, ``1``/``0``...)."""
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def whole_number(text: str) -> int:
+    """Parse a whole number, also as ``MLproject`` float parameters spell it (``"3.0"``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(value)
+
+
+def add_windows(parser: argparse.ArgumentParser, default: bool) -> None:
+    parser.add_argument(
+        "--windows",
+        type=boolean,
+        nargs="?",
+        const=True,
+        default=default,
+        help="one row per 3-second window, like Kaggle's features_3_sec.csv (--windows, or --windows false)",
+    )
+
+
+def add_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs", type=whole_number, default=1, help="worker processes for extraction (-1: all cores)"
+    )
+
+
+def add_batch_flags(parser: argparse.ArgumentParser) -> None:
+    """The options every batch command shares (extract, score), with the exit codes of ``batch_status``."""
+    parser.add_argument("--mlflow", action="store_true", help="record the batch as an MLflow run")
+    parser.add_argument("--strict", action="store_true", help="exit with status 3 if any item failed")
+
+
+def batch_status(done: int, failed: int, *, strict: bool) -> int:
+    """A batch's exit code: 1 if nothing came through, 3 if something failed under --strict, else 0."""
+    if done == 0:
+        return 1
+    return 3 if failed and strict else 0
+
+
+def add_data(parser: argparse.ArgumentParser, *, folds: int = 10) -> None:
+    parser.add_argument(
+        "--data", default="embedded", help="'embedded', a GTZAN-schema CSV or an audio folder"
+    )
+    parser.add_argument(
+        "--seed", type=whole_number, default=0, help="seed of splits, network and embedded data"
+    )
+    parser.add_argument("--folds", type=whole_number, default=folds, help="cross-validation folds")
+    add_windows(parser, default=True)
+    add_jobs(parser)
+
+
+def parse_value(text: str) -> object:
+    """A parameter value read as YAML, so ``10`` is a number and ``distance`` text.
+
+    A whole float becomes an int: MLproject's float parameters may arrive as ``"300.0"``, and integer
+    parameters (``epochs``) reject floats, while real-valued ones accept ints.
+    """
+    value = yaml.safe_load(text)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` for ``--set``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), parse_value(value)
+
+
+def optional_seconds(text: str) -> float | None:
+    """A number, or nothing for ``0``, ``none`` or an empty string (MLproject cannot pass a null)."""
+    if text.strip().lower() in {"", "0", "0.0", "none", "null"}:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds or none, got {text!r}") from None
+
+
+def names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]

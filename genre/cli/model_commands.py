@@ -1,0 +1,210 @@
+"""``genre train``, ``main``, ``tune-grid``, ``tune-optuna`` and ``tune-stacking``: runs in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from genre.cli.arguments import add_data, names, optional_seconds, parse_param, whole_number
+
+if TYPE_CHECKING:
+    from genre.tuning import SearchResult
+
+__all__ = ["COMMANDS"]
+
+
+def _train_parser(parser: argparse.ArgumentParser, *, with_model: bool = True) -> None:
+    if with_model:
+        parser.add_argument("model", help="knn, svm, nn or stacking")
+    parser.add_argument("--protocol", default="grouped", help="grouped (honest) or seed (random row split)")
+    parser.add_argument(
+        "--set",
+        dest="params",
+        type=parse_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a model hyperparameter, e.g. --set n_neighbors=7 (any --NAME VALUE left over counts too)",
+    )
+    add_data(parser)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from genre.jobs.train import train_job
+
+    result = train_job(
+        args.model,
+        args.data,
+        params=dict(args.params),
+        protocol=args.protocol,
+        n_splits=args.folds,
+        seed=args.seed,
+        windows=args.windows,
+        n_jobs=args.jobs,
+    )
+    summary = result.evaluation.summary()
+    print(f"run {result.run_id}: {args.model} ({args.protocol})")
+    for name, value in summary.items():
+        print(f"  {name:28s} {value:.4f}")
+    return 0
+
+
+def _main_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", default="knn,svm,nn,stacking", help="comma-separated models")
+    parser.add_argument("--protocols", default="grouped,seed", help="comma-separated protocols")
+    add_data(parser)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from genre.evaluation import markdown_table
+    from genre.jobs.train import main_job
+
+    table = main_job(
+        args.data,
+        models=names(args.models),
+        protocols=names(args.protocols),
+        n_splits=args.folds,
+        seed=args.seed,
+        windows=args.windows,
+        n_jobs=args.jobs,
+    )
+    print(markdown_table(table.drop(columns="run_id")))
+    return 0
+
+
+def _add_search(parser: argparse.ArgumentParser, kind: str) -> None:
+    parser.add_argument("config", help=f"a YAML file, or a name in experiments/{kind}/ (knn, svm, nn)")
+    parser.add_argument(
+        "--outer-folds",
+        type=whole_number,
+        default=0,
+        help="also score the whole search by nested CV with this many outer folds (0: off)",
+    )
+    add_data(parser, folds=5)
+
+
+def _tune_grid_parser(parser: argparse.ArgumentParser) -> None:
+    _add_search(parser, "grid")
+
+
+def _tune_grid(args: argparse.Namespace) -> int:
+    from genre.jobs.tune import tune_grid_job
+
+    result = tune_grid_job(
+        args.config,
+        args.data,
+        n_splits=args.folds,
+        outer_splits=args.outer_folds,
+        seed=args.seed,
+        windows=args.windows,
+        n_jobs=args.jobs,
+    )
+    _print_search(result)
+    return 0
+
+
+def _tune_optuna_parser(parser: argparse.ArgumentParser) -> None:
+    _add_search(parser, "optuna")
+    parser.add_argument(
+        "--trials", type=whole_number, default=20, help="finished trials the study should hold"
+    )
+    parser.add_argument("--timeout", type=optional_seconds, default=None, help="seconds (none: no limit)")
+    parser.add_argument(
+        "--storage",
+        default="sqlite:///optuna.db",
+        help="SQLAlchemy URL of the study's database, shared by workers; 'memory' for none",
+    )
+    parser.add_argument(
+        "--study-name",
+        default="auto",
+        help="auto: the model and a fingerprint of config, data, folds and seed",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=whole_number,
+        default=None,
+        help="seconds between a running trial's heartbeats (default 20); three missed: its worker is dead",
+    )
+
+
+def _tune_optuna(args: argparse.Namespace) -> int:
+    from genre.jobs.tune import tune_optuna_job
+
+    result = tune_optuna_job(
+        args.config,
+        args.data,
+        n_trials=args.trials,
+        timeout=args.timeout,
+        storage=None if args.storage in {"", "memory"} else args.storage,
+        study_name=None if args.study_name in {"", "auto"} else args.study_name,
+        n_splits=args.folds,
+        outer_splits=args.outer_folds,
+        seed=args.seed,
+        windows=args.windows,
+        n_jobs=args.jobs,
+        heartbeat=args.heartbeat,
+    )
+    _print_search(result)
+    return 0
+
+
+def _print_search(result: SearchResult) -> None:
+    print(f"run {result.run_id}: best mean CV score {result.best_score:.4f} (the search's own, optimistic)")
+    for name, value in result.best_params.items():
+        print(f"  {name} = {value}")
+
+
+def _tune_stacking_parser(parser: argparse.ArgumentParser) -> None:
+    for base in ("knn", "svm", "nn"):
+        parser.add_argument(
+            f"--{base}-run",
+            default="best",
+            help=f"tuning run whose best {base} parameters to use: a run id, 'best' or 'default'",
+        )
+    parser.add_argument("--metric", default="best_cv_accuracy", help="what 'best' maximises")
+    _train_parser(parser, with_model=False)
+
+
+def _tune_stacking(args: argparse.Namespace) -> int:
+    from genre.jobs.train import tune_stacking_job
+
+    result = tune_stacking_job(
+        args.data,
+        sources={"knn": args.knn_run, "svm": args.svm_run, "nn": args.nn_run},
+        metric=args.metric,
+        params=dict(args.params),
+        protocol=args.protocol,
+        n_splits=args.folds,
+        seed=args.seed,
+        windows=args.windows,
+        n_jobs=args.jobs,
+    )
+    print(f"run {result.run_id}: tuned stacking ({args.protocol})")
+    for name, value in result.evaluation.summary().items():
+        print(f"  {name:28s} {value:.4f}")
+    return 0
+
+
+#: name -> (help, add arguments, run), in the order ``genre --help`` lists them.
+COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {
+    "train": ("cross-validate, fit and log one model as an MLflow run", _train_parser, _train),
+    "main": (
+        "every model under both protocols in one parent run, with a comparison table",
+        _main_parser,
+        _main,
+    ),
+    "tune-grid": (
+        "exhaustive grid search (GridSearchCV), a child run per candidate",
+        _tune_grid_parser,
+        _tune_grid,
+    ),
+    "tune-optuna": ("Optuna study (TPE, pruning), a child run per trial", _tune_optuna_parser, _tune_optuna),
+    "tune-stacking": (
+        "the stack built from the best parameters of earlier tuning runs",
+        _tune_stacking_parser,
+        _tune_stacking,
+    ),
+}

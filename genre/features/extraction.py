@@ -1,0 +1,207 @@
+"""Batch feature extraction: audio files and folders in, one GTZAN-schema table out.
+
+A library of thousands of files takes a while, and some of them will be broken. So this layer runs
+files in parallel (joblib), shows progress (tqdm), caches each file's features on disk (joblib.Memory,
+keyed by path, size and modification time, and by everything the features depend on) so a rerun only
+does new or changed files, and never lets one bad file sink the batch: failures are collected in a
+report beside the good rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import pandas as pd
+from joblib import Memory, Parallel, delayed
+from tqdm.auto import tqdm
+
+import genre
+from genre import settings
+from genre.data import schema
+from genre.data.schema import FEATURE_COLUMNS, SAMPLE_RATE, WINDOW_SAMPLES
+from genre.errors import AudioError, DataError
+from genre.features import gtzan57
+from genre.features.audio import AUDIO_EXTENSIONS, check_clip, load_audio
+
+__all__ = [
+    "ExtractionResult",
+    "find_audio_files",
+    "extract_paths",
+]
+
+_FAILURE_COLUMNS = ["path", "kind", "message"]
+
+
+@dataclass(frozen=True)
+class ExtractionResult:
+    """What a batch produced.
+
+    Attributes
+    ----------
+    features : pandas.DataFrame
+        GTZAN schema: ``filename``, ``length``, the 57 features, ``label`` (the file's folder name);
+        one row per file, or per window with ``windows=True`` (``name.<k>.ext``).
+    failures : pandas.DataFrame
+        ``path``, ``kind`` (empty, unreadable, silent, too_short, error) and ``message`` per failed file.
+    files_done : int
+    seconds : float
+        Wall time of the batch.
+    """
+
+    features: pd.DataFrame
+    failures: pd.DataFrame
+    files_done: int
+    seconds: float
+
+    def raise_if_empty(self) -> None:
+        """Raise ``DataError`` when not a single file could be extracted, quoting the first failures."""
+        if self.files_done == 0:
+            detail = "; ".join(f"{r.path}: {r.message}" for r in self.failures.head(3).itertuples())
+            raise DataError(f"no audio could be extracted ({len(self.failures)} failed): {detail}")
+
+
+def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files and folders (recursively) into the sorted list of audio files to extract.
+
+    Raises ``DataError`` for a path that does not exist, or when nothing with an audio extension is found,
+    so that a typo does not produce an empty CSV.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.extend(
+                p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    if not found:
+        raise DataError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {', '.join(map(str, paths))}")
+    return found
+
+
+def extract_paths(
+    paths: Sequence[str | Path],
+    *,
+    windows: bool = False,
+    n_jobs: int = 1,
+    cache_dir: str | Path | None = "default",
+    progress: bool = False,
+) -> ExtractionResult:
+    """Extract the 57 features from every audio file under ``paths``.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        Files and folders; folders are searched recursively for ``AUDIO_EXTENSIONS``.
+    windows : bool, default False
+        One row per complete 3-second window (Kaggle's ``features_3_sec.csv``) instead of one per file.
+    n_jobs : int, default 1
+        Worker processes (joblib; -1 for all cores). Each worker compiles librosa's numba code once.
+    cache_dir : str, Path or None, default "default"
+        Feature cache folder; ``"default"`` is ``settings.cache_dir() / "features"``, None disables it.
+    progress : bool, default False
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    ExtractionResult
+        Good rows and the failures report; every good file lands even when others fail.
+
+    Raises
+    ------
+    DataError
+        When a path does not exist, no audio is found, or two files share a base name (the ``filename``
+        column, and the track ids derived from it, must be unique).
+    """
+    files = find_audio_files(paths)
+    _check_unique_names(files)
+    if cache_dir == "default":
+        cache_dir = settings.cache_dir() / "features"
+    extract_file = Memory(cache_dir, verbose=0).cache(_extract_file) if cache_dir else _extract_file
+
+    start = time.perf_counter()
+    jobs = (delayed(_extract_or_report)(extract_file, path, windows) for path in files)
+    outcomes = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    rows: list[dict[str, object]] = []
+    failures: list[dict[str, str]] = []
+    for file_rows, failure in tqdm(outcomes, total=len(files), disable=not progress, unit="file"):
+        rows.extend(file_rows)
+        if failure:
+            failures.append(failure)
+    table = pd.DataFrame(rows, columns=["filename", "length", *FEATURE_COLUMNS, "label"])
+    return ExtractionResult(
+        features=table,
+        failures=pd.DataFrame(failures, columns=_FAILURE_COLUMNS),
+        files_done=len(files) - len(failures),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _check_unique_names(files: list[Path]) -> None:
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.name in seen:
+            raise DataError(
+                f"two files are both named {path.name!r} ({seen[path.name]} and {path}); file names "
+                "identify tracks in the output, so rename one"
+            )
+        seen[path.name] = path
+
+
+def _extract_or_report(extract_file, path: Path, windows: bool) -> tuple[list[dict], dict | None]:
+    """Run one file; turn any failure into a report row so the batch carries on."""
+    try:
+        stat = path.stat()
+        return extract_file(str(path), stat.st_size, stat.st_mtime_ns, windows, _EXTRACTOR_DIGEST), None
+    except AudioError as exc:
+        return [], {"path": str(path), "kind": exc.kind, "message": str(exc)}
+    except Exception as exc:  # one broken file must not lose the others' results
+        return [], {"path": str(path), "kind": "error", "message": f"{path}: {type(exc).__name__}: {exc}"}
+
+
+def _extract_file(path: str, size: int, mtime_ns: int, windows: bool, digest: str) -> list[dict]:
+    """The rows of one file. ``size``, ``mtime_ns`` and ``digest`` only key the cache.
+
+    Raises ``AudioError`` for a file shorter than one window or silent throughout; a failure is never
+    cached, so a fixed file is retried.
+    """
+    del size, mtime_ns, digest
+    name = Path(path)
+    y = load_audio(name, sr=SAMPLE_RATE)
+    check_clip(y, min_samples=WINDOW_SAMPLES, name=path)
+    label = name.parent.name
+    if windows:
+        return [
+            {"filename": f"{name.stem}.{k}{name.suffix}", "length": WINDOW_SAMPLES, **row, "label": label}
+            for k, row in enumerate(gtzan57.extract_windows(y, sr=SAMPLE_RATE))
+        ]
+    return [
+        {
+            "filename": name.name,
+            "length": len(y),
+            **gtzan57.extract_features(y, sr=SAMPLE_RATE),
+            "label": label,
+        }
+    ]
+
+
+def _extractor_digest() -> str:
+    """What a cached row depends on besides the file: genre's and librosa's versions, and the source of
+    every module of this layer and of the schema (sample rate, frames, windows, columns).
+
+    Part of each cache entry's key, so a change to any of them recomputes instead of serving stale rows.
+    """
+    digest = hashlib.sha256(f"genre {genre.__version__}; librosa {librosa.__version__}".encode())
+    for module in [*sorted(Path(__file__).parent.glob("*.py")), Path(schema.__file__)]:
+        digest.update(module.name.encode() + module.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+_EXTRACTOR_DIGEST = _extractor_digest()

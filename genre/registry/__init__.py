@@ -1,0 +1,15 @@
+"""The Model Registry: a training run's model registered for serving with a model card, behind aliases,
+and serving models loaded back (``genre predict``, the web page, Spark scoring)."""
+
+from genre.registry.loading import load_classifier, predict_files
+from genre.registry.registration import MODEL_CARD_TEMPLATE, Registration, best_run, promote, register
+
+__all__ = [
+    "MODEL_CARD_TEMPLATE",
+    "Registration",
+    "best_run",
+    "load_classifier",
+    "predict_files",
+    "promote",
+    "register",
+]

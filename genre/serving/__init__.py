@@ -1,0 +1,31 @@
+"""Serving: the classifier behind ``mlflow models serve`` and ``genre predict``, as an MLflow pyfunc.
+
+``classifier`` answers requests (feature rows or base64 audio) with any fitted genre model; ``pyfunc``
+is that classifier as MLflow's ``PythonModel``, with its signature and the way it is logged.
+"""
+
+from genre.serving.classifier import (
+    AUDIO_COLUMN,
+    CLIP_WINDOW_SAMPLES,
+    MAX_AUDIO_BYTES,
+    MAX_AUDIO_SECONDS,
+    MAX_ROWS,
+    GenreClassifier,
+    encode_audio,
+    windowing,
+)
+from genre.serving.pyfunc import GenrePyfunc, log_serving_model, signature
+
+__all__ = [
+    "AUDIO_COLUMN",
+    "CLIP_WINDOW_SAMPLES",
+    "MAX_AUDIO_BYTES",
+    "MAX_AUDIO_SECONDS",
+    "MAX_ROWS",
+    "GenreClassifier",
+    "GenrePyfunc",
+    "encode_audio",
+    "log_serving_model",
+    "signature",
+    "windowing",
+]

@@ -1,0 +1,318 @@
+"""Answering prediction requests: feature rows or raw audio in, the genre and its probabilities out.
+
+``GenreClassifier`` holds the request logic of the served model for any fitted genre pipeline (the
+stacking ensemble in production), free of MLflow: ``genre.serving.pyfunc.GenrePyfunc`` wraps it for
+``mlflow models serve``, and ``genre predict``, the web page and Spark scoring call it directly.
+
+A request is one of two forms, told apart by its columns:
+
+* **features**: the 57 ``FEATURE_COLUMNS``, matched by name in any order, finite numbers;
+* **audio**: one column ``audio`` holding a whole audio file per row (WAV, FLAC, OGG, MP3, AU), base64
+  encoded in JSON (or raw ``bytes`` in-process). The file is decoded in memory, never read from a path,
+  cut into the windows the model was trained on (3-s windows, or 30-s clips) and the windows'
+  probabilities are averaged; the answer says how many windows were used.
+
+Columns outside the model's signature are ignored: MLflow drops them before ``predict`` runs (and the
+server logs their names), so a row of a GTZAN CSV with its ``filename``, ``length`` and ``label`` is
+scored as is. Mixing the two forms in one request is refused. Every other problem -- missing features,
+non-numeric or non-finite values, an empty batch, bad base64, bytes that are not audio, audio shorter
+than a window or silent, a request over the limits below -- raises ``RequestError`` in-process and
+becomes an HTTP 400 whose message names the row and column at fault.
+
+Limits per request (HTTP 400 beyond them): ``MAX_ROWS`` feature rows, ``MAX_AUDIO_BYTES`` of audio
+files in all and ``MAX_AUDIO_SECONDS`` of audio per file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genre.data.schema import FEATURE_COLUMNS, SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_STEP
+from genre.errors import AudioError, RequestError
+from genre.features import check_clip, gtzan57, load_audio_bytes, warm_up
+from genre.threads import single_threaded
+
+__all__ = [
+    "AUDIO_COLUMN",
+    "CLIP_WINDOW_SAMPLES",
+    "MAX_AUDIO_BYTES",
+    "MAX_AUDIO_SECONDS",
+    "MAX_ROWS",
+    "GenreClassifier",
+    "encode_audio",
+    "windowing",
+]
+
+#: The column of the audio form: one base64-encoded audio file per row.
+AUDIO_COLUMN = "audio"
+#: Feature rows per request. 100,000 rows are ~45 MB of JSON and about 10 s of work; more is a batch job.
+MAX_ROWS = 100_000
+#: Audio file bytes per request, all rows together (before base64, which adds a third).
+MAX_AUDIO_BYTES = 32 * 2**20
+#: Length of one audio file. Ten minutes is a long song, about 200 3-s windows, a few seconds of work.
+MAX_AUDIO_SECONDS = 600.0
+#: Window of a model trained on whole 30-s clips: GTZAN's shortest clip (29.93 s), so every GTZAN clip
+#: gives one window and a song gives one per 30 s.
+CLIP_WINDOW_SAMPLES = 660_000
+
+_REPORTED = 5  # bad cells quoted in one message
+
+
+def windowing(windowed: bool) -> dict[str, int]:
+    """How audio is cut for a model trained on 3-s windows (``windowed``) or on whole 30-s clips.
+
+    A model must see features computed over the span it was trained on: a variance over 3 s is not a
+    variance over 30 s. Windows of 3-s models start every 3 s and hold 66,149 samples, Kaggle's layout
+    (``genre.features.gtzan57.extract_windows``); a clip model's windows tile the audio by
+    ``CLIP_WINDOW_SAMPLES``.
+    """
+    if windowed:
+        return {"window_samples": WINDOW_SAMPLES, "window_step": WINDOW_STEP}
+    return {"window_samples": CLIP_WINDOW_SAMPLES, "window_step": CLIP_WINDOW_SAMPLES}
+
+
+def encode_audio(data: bytes) -> str:
+    """An audio file's bytes as the ``audio`` column expects them in JSON: standard base64, one line."""
+    return base64.b64encode(data).decode("ascii")
+
+
+class GenreClassifier:
+    """Answers prediction requests (feature rows or audio files) with a fitted genre classifier.
+
+    The request logic of the served model, free of MLflow, so ``genre predict`` on a training run and the
+    server share it.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        Anything with ``predict_proba`` and ``classes_`` fitted on a DataFrame of ``FEATURE_COLUMNS``:
+        a pipeline from ``genre.models.make_model``.
+    window_samples : int, default WINDOW_SAMPLES
+        Length of the audio windows the estimator was trained on (see ``windowing``).
+    window_step : int, default WINDOW_STEP
+        Samples from one window's start to the next.
+
+    Notes
+    -----
+    The estimator runs with its native thread pools (OpenBLAS for the SVM's and the network's matrix
+    products, OpenMP for the neighbour search) limited to one thread per call. Each pool's idle workers
+    spin for a while after a call, so when the stack alternates between them on two cores they fight:
+    a 1000-row ``predict_proba`` of the default stack measured 149 ms with the default two threads per
+    pool and 35 ms with one, a one-row request 21 ms and 3 ms, with another job busy on the machine
+    (``benchmarks/predict_profile.py`` measures both). A served model also answers concurrent requests
+    on several threads, where per-call pools only oversubscribe the cores.
+
+    Examples
+    --------
+    >>> from genre.models import make_model
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame(rng.normal(size=(40, 57)), columns=FEATURE_COLUMNS)
+    >>> y = np.repeat(["jazz", "rock"], 20)
+    >>> classifier = GenreClassifier(make_model("knn").fit(X, y))
+    >>> answer = classifier.predict(X.head(2))
+    >>> list(answer.columns), sorted(answer["probabilities"][0])
+    (['genre', 'probabilities'], ['jazz', 'rock'])
+    >>> classifier.predict(X.drop(columns="tempo").head(1))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    genre.errors.RequestError: missing feature column(s) tempo; send all 57 features ... or 'audio'
+    """
+
+    def __init__(
+        self, estimator: Any, *, window_samples: int = WINDOW_SAMPLES, window_step: int = WINDOW_STEP
+    ) -> None:
+        self.estimator = estimator
+        self.window_samples = window_samples
+        self.window_step = window_step
+        self.classes = [str(label) for label in estimator.classes_]
+
+    def warm_up(self) -> float:
+        """Run the extractor and the estimator once, so the first request pays no compilation or import.
+
+        Returns the seconds taken (about 2 s with numba's cache warm, 30 s in a brand-new environment).
+        """
+        start = time.perf_counter()
+        warm_up()
+        zeros = pd.DataFrame(np.zeros((1, len(FEATURE_COLUMNS))), columns=list(FEATURE_COLUMNS))
+        self.predict_proba(zeros)
+        return time.perf_counter() - start
+
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        """The estimator's ``predict_proba`` of valid feature rows, with its thread pools at one thread.
+
+        Set here too (about 20 us), not only by ``make_model``'s pipeline, so that any estimator served
+        this way answers with the bits it would give in training, on whichever request thread calls.
+        """
+        with single_threaded():
+            return self.estimator.predict_proba(rows)
+
+    def predict(self, request: pd.DataFrame) -> pd.DataFrame:
+        """The genre and every genre's probability per row; for audio, also the windows used.
+
+        Raises
+        ------
+        RequestError
+            Naming the row, column or limit at fault (see the module's docstring).
+        """
+        if not isinstance(request, pd.DataFrame):
+            raise RequestError(f"expected a table of rows (a DataFrame), got {type(request).__name__}")
+        present = [c for c in FEATURE_COLUMNS if c in request.columns]
+        if AUDIO_COLUMN in request.columns:
+            if present:
+                raise RequestError(
+                    f"send either the feature columns or {AUDIO_COLUMN!r}, not both (got {AUDIO_COLUMN!r} "
+                    f"and {_names(present)})"
+                )
+            self._check_rows(request, limit=None)
+            return self.predict_audio(
+                [_audio_bytes(value, row) for row, value in enumerate(request[AUDIO_COLUMN])]
+            )
+        missing = [c for c in FEATURE_COLUMNS if c not in request.columns]
+        if missing:
+            raise RequestError(
+                f"missing feature column(s) {_names(missing)}; send all {len(FEATURE_COLUMNS)} features "
+                f"(any order) or {AUDIO_COLUMN!r}"
+            )
+        self._check_rows(request, limit=MAX_ROWS)
+        return self._answer(self.predict_proba(_finite_features(request)))
+
+    def predict_audio(self, files: Sequence[bytes], *, names: Sequence[str] | None = None) -> pd.DataFrame:
+        """``predict`` for audio files given as bytes; ``names`` label them in errors (default ``row <i>``).
+
+        Each file is cut into the model's windows and its windows' probabilities are averaged: the
+        track-level prediction that ``cv_track_accuracy`` scores.
+        """
+        names = [f"row {i}" for i in range(len(files))] if names is None else list(names)
+        total = sum(len(data) for data in files)
+        if total > MAX_AUDIO_BYTES:
+            raise RequestError(
+                f"audio payload too large: {total / 2**20:.1f} MiB of audio files in one request, the "
+                f"limit is {MAX_AUDIO_BYTES / 2**20:g} MiB",
+                kind="too_large",
+            )
+        rows: list[dict[str, float]] = []
+        windows = []
+        for data, name in zip(files, names, strict=True):
+            found = self._windows(data, name)
+            rows.extend(found)
+            windows.append(len(found))
+        counts = np.array(windows)
+        proba = self.predict_proba(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
+        proba = np.add.reduceat(proba, np.cumsum(counts) - counts, axis=0) / counts[:, None]
+        return self._answer(proba, counts)
+
+    def window_probabilities(self, data: bytes, *, name: str = "audio") -> pd.DataFrame:
+        """Every window's genre probabilities for one audio file: the timeline behind ``predict_audio``.
+
+        ``predict_audio`` answers with the mean of these rows; a long song's genre can drift (an intro,
+        a bridge), and the web demo draws that drift. One row per window in time order, one column per
+        class, indexed by the window's start in seconds (``start_s``).
+
+        Raises
+        ------
+        RequestError
+            As ``predict_audio``: too large, not audio, too long, shorter than one window, silent.
+        """
+        if len(data) > MAX_AUDIO_BYTES:
+            raise RequestError(
+                f"audio payload too large: {len(data) / 2**20:.1f} MiB, the limit is "
+                f"{MAX_AUDIO_BYTES / 2**20:g} MiB",
+                kind="too_large",
+            )
+        rows = self._windows(data, name)
+        proba = self.predict_proba(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
+        starts = np.arange(len(rows)) * self.window_step / SAMPLE_RATE
+        return pd.DataFrame(proba, columns=self.classes, index=pd.Index(starts, name="start_s"))
+
+    def _check_rows(self, request: pd.DataFrame, *, limit: int | None) -> None:
+        if len(request) == 0:
+            raise RequestError("empty batch: the request holds no rows")
+        if limit is not None and len(request) > limit:
+            raise RequestError(f"too many rows: {len(request)} in one request, the limit is {limit}")
+
+    def _windows(self, data: bytes, name: str) -> list[dict[str, float]]:
+        try:
+            y = load_audio_bytes(data, sr=SAMPLE_RATE, name=name, max_seconds=MAX_AUDIO_SECONDS)
+            check_clip(y, min_samples=self.window_samples, name=name)
+        except AudioError as exc:
+            raise RequestError(exc.detail, kind=exc.kind, subject=exc.subject) from None
+        return gtzan57.extract_windows(y, sr=SAMPLE_RATE, window=self.window_samples, step=self.window_step)
+
+    def _answer(self, proba: np.ndarray, windows: np.ndarray | None = None) -> pd.DataFrame:
+        answer = pd.DataFrame(
+            {
+                "genre": [self.classes[i] for i in proba.argmax(axis=1)],
+                "probabilities": [dict(zip(self.classes, row, strict=True)) for row in proba.tolist()],
+            }
+        )
+        if windows is not None:
+            answer["windows"] = windows.astype(np.int64)
+        return answer
+
+
+def _finite_features(request: pd.DataFrame) -> pd.DataFrame:
+    """The 57 features as float64 in canonical order, or a ``RequestError`` quoting the first bad cells."""
+    table = request.loc[:, list(FEATURE_COLUMNS)]
+    kinds = table.dtypes.map(lambda dtype: getattr(dtype, "kind", "O"))
+    if kinds.isin(["f", "i", "u"]).all():
+        values = table.to_numpy(dtype=np.float64)
+        text = None
+    else:  # in-process callers may send strings; the server has already refused them
+        text = table.astype(object)
+        values = np.column_stack(
+            [
+                np.full(len(table), np.nan)  # True is not a tempo
+                if column.dtype.kind == "b"
+                else pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                for _, column in table.items()
+            ]
+        )
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        cells = [
+            f"row {row}, column {FEATURE_COLUMNS[col]}: "
+            f"{(text.iat[row, col] if text is not None else values[row, col])!r}"
+            for row, col in zip(rows[:_REPORTED], cols[:_REPORTED], strict=True)
+        ]
+        more = f" and {len(rows) - _REPORTED} more" if len(rows) > _REPORTED else ""
+        raise RequestError(f"{len(rows)} feature value(s) are not finite numbers: {'; '.join(cells)}{more}")
+    return pd.DataFrame(values, columns=list(FEATURE_COLUMNS))
+
+
+def _audio_bytes(value: object, row: int) -> bytes:
+    """One cell of the audio column as file bytes: base64 text (whitespace allowed) or raw bytes."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if not isinstance(value, str):
+        raise RequestError(
+            f"row {row}, column {AUDIO_COLUMN!r}: expected a base64-encoded audio file, got "
+            f"{'nothing' if value is None or value != value else type(value).__name__}"
+        )
+    text = "".join(value.split())
+    if len(text) * 3 // 4 > MAX_AUDIO_BYTES:
+        raise RequestError(
+            f"audio payload too large: {len(text) * 3 / 4 / 2**20:.1f} MiB of audio in this row alone, the "
+            f"limit is {MAX_AUDIO_BYTES / 2**20:g} MiB per request",
+            kind="too_large",
+            subject=f"row {row}",
+        )
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(
+            f"row {row}, column {AUDIO_COLUMN!r}: not valid base64 ({len(text)} characters starting "
+            f"{text[:20]!r}); send the file's bytes as standard base64 (base64 -w0 FILE)"
+        ) from None
+
+
+def _names(columns: list[str]) -> str:
+    shown = ", ".join(columns[:_REPORTED])
+    return shown + (f" and {len(columns) - _REPORTED} more" if len(columns) > _REPORTED else "")

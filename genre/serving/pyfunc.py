@@ -1,0 +1,137 @@
+"""The served model as MLflow defines it: ``GenrePyfunc``, its signature, and how it is logged.
+
+``mlflow models serve`` answers ``/invocations`` by calling ``predict`` of a ``mlflow.pyfunc`` model:
+``load_context`` does the once-per-load work (the estimator from its joblib artifact, the warm-up) and
+``predict`` only the per-request work, through ``GenreClassifier``. The package's code is logged beside
+the model (``code_paths``), so it loads with the code it was trained with.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Map
+
+import genre
+from genre import settings
+from genre.data.schema import FEATURE_COLUMNS, WINDOW_SAMPLES, WINDOW_STEP
+from genre.errors import GenreError
+from genre.serving.classifier import (
+    AUDIO_COLUMN,
+    GenreClassifier,
+    windowing,
+)
+
+__all__ = ["GenrePyfunc", "log_serving_model", "signature"]
+
+
+def signature() -> ModelSignature:
+    """The served model's signature: 57 optional doubles and an optional ``audio`` string, by name.
+
+    Every input is optional because a request carries one form or the other; ``GenreClassifier`` checks
+    that a form is complete. The output holds the genre, a map of each genre's probability, and for
+    audio the number of windows.
+    """
+    inputs = [ColSpec(DataType.double, name, required=False) for name in FEATURE_COLUMNS]
+    inputs.append(ColSpec(DataType.string, AUDIO_COLUMN, required=False))
+    outputs = [
+        ColSpec(DataType.string, "genre"),
+        ColSpec(Map(DataType.double), "probabilities"),
+        ColSpec(DataType.long, "windows", required=False),
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+class GenrePyfunc(mlflow.pyfunc.PythonModel):
+    """``GenreClassifier`` as an MLflow pyfunc model: what ``mlflow models serve`` loads and calls.
+
+    The artifact ``estimator`` is the joblib file of the fitted pipeline; ``model_config`` holds the
+    audio windowing (``window_samples``, ``window_step``). ``RequestError`` becomes an ``MlflowException``
+    with ``INVALID_PARAMETER_VALUE``, which the scoring server answers with HTTP 400: the message, and the
+    error's ``kind``, ``subject`` and ``detail`` as the fields ``genre_kind``, ``genre_subject`` and
+    ``genre_detail``.
+    """
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Load the estimator and warm up the extractor and the network, once per process."""
+        config = context.model_config or {}
+        self.classifier = GenreClassifier(
+            joblib.load(context.artifacts["estimator"]),
+            window_samples=int(config.get("window_samples", WINDOW_SAMPLES)),
+            window_step=int(config.get("window_step", WINDOW_STEP)),
+        )
+        self.classifier.warm_up()
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Answer one request; see ``GenreClassifier.predict``."""
+        try:
+            return self.classifier.predict(model_input)
+        except GenreError as exc:
+            # The scoring server answers with the exception's JSON, these fields included: clients read
+            # what went wrong from them rather than from the message, which MLflow rewrites.
+            raise MlflowException.invalid_parameter_value(
+                str(exc), genre_kind=exc.kind, genre_subject=exc.subject, genre_detail=exc.detail
+            ) from None
+
+
+def log_serving_model(
+    estimator: Any,
+    *,
+    windowed: bool,
+    input_example: pd.DataFrame,
+    name: str = "serving_model",
+    registered_model_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> ModelInfo:
+    """Log ``estimator`` as a ``GenrePyfunc`` model in the active run; register it when a name is given.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        A pipeline from ``make_model``, fitted on ``FEATURE_COLUMNS``.
+    windowed : bool
+        Whether it was trained on 3-s windows (True) or on whole clips; sets the audio windowing.
+    input_example : pandas.DataFrame
+        A few feature rows, stored with the model and checked against it when logged.
+    name : str, default "serving_model"
+        The model's name within the run.
+    registered_model_name : str, optional
+        Register the logged model as a new version of this registered model.
+    tags : mapping, optional
+        Tags of the logged model.
+
+    Returns
+    -------
+    mlflow.models.model.ModelInfo
+        ``registered_model_version`` is set when registered.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "estimator.joblib"
+        joblib.dump(estimator, path)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=GenrePyfunc(),
+            artifacts={"estimator": str(path)},
+            model_config=windowing(windowed),
+            code_paths=[str(Path(genre.__file__).parent)],
+            pip_requirements=settings.SERVING_REQUIREMENTS,
+            signature=signature(),
+            input_example=input_example.loc[:, list(FEATURE_COLUMNS)],
+            registered_model_name=registered_model_name,
+            tags=dict(tags or {}),
+        )

@@ -1,0 +1,80 @@
+"""Names every layer shares: where runs and models go, where the cache lives, and the dependency pins.
+
+The lowest layer of the package (it imports nothing of genre's), so that training, the registry, the
+server, the web page and the CLI agree on one experiment, one registered model and one set of aliases
+without importing one another.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "EXPERIMENT",
+    "MODEL_NAME",
+    "MODEL_REQUIREMENTS",
+    "PINS",
+    "PREVIOUS",
+    "SERVING_REQUIREMENTS",
+    "cache_dir",
+    "requirements",
+]
+
+#: The MLflow experiment every entry point writes to and reads from, unless the user chose another.
+EXPERIMENT = "genre"
+#: The registered model the README, the CLI, MLproject, the registry and the web page default to.
+MODEL_NAME = "genre-classifier"
+#: The alias serving follows, the one a promotion leaves behind (for rollbacks), and the alias of a
+#: version registered to be tried before it is promoted.
+CHAMPION = "champion"
+PREVIOUS = "previous"
+CHALLENGER = "challenger"
+
+#: Every runtime dependency's pin, exactly as ``pyproject.toml`` declares it (a test holds them equal).
+PINS: dict[str, str] = {
+    "mlflow": "mlflow==3.17.2",
+    "scikit-learn": "scikit-learn==1.9.1",
+    "tensorflow-cpu": "tensorflow-cpu==2.21.0",
+    "librosa": "librosa==0.11.0",
+    "soundfile": "soundfile==0.14.0",
+    "pandas": "pandas==3.1.1",
+    "numpy": "numpy>=2.4,<2.5",
+    "scipy": "scipy==1.17.1",
+    "optuna": "optuna==5.0.0",
+    "joblib": "joblib==1.6.0",
+    "threadpoolctl": "threadpoolctl==3.8.0",
+    "bottleneck": "bottleneck==1.6.0",
+    "pyyaml": "pyyaml>=6.0,<7",
+    "tqdm": "tqdm>=4.66,<5",
+    "matplotlib": "matplotlib>=3.9,<4",
+    "httptools": "httptools==0.9.0",
+    "uvloop": "uvloop==0.23.0",
+}
+
+
+def requirements(*names: str) -> list[str]:
+    """The pins of ``names``, for a logged model's ``pip_requirements``."""
+    return [PINS[name] for name in names]
+
+
+#: What a logged model of ``genre.models`` needs to load and predict. Explicit, because letting MLflow
+#: infer requirements imports TensorFlow and takes ~17 s (stack-facts.md).
+MODEL_REQUIREMENTS = requirements(
+    "scikit-learn", "tensorflow-cpu", "pandas", "numpy", "joblib", "threadpoolctl"
+)
+#: What the served pyfunc needs on top: MLflow, the audio stack, and the C HTTP parser and event loop
+#: uvicorn (under ``mlflow models serve``) uses when they are installed.
+SERVING_REQUIREMENTS = [
+    *MODEL_REQUIREMENTS,
+    *requirements("mlflow", "librosa", "soundfile", "scipy", "httptools", "uvloop"),
+]
+
+
+def cache_dir() -> Path:
+    """Where generated data and cached features live: ``$GENRE_CACHE_DIR``, else ``~/.cache/genre``."""
+    if "GENRE_CACHE_DIR" in os.environ:
+        return Path(os.environ["GENRE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genre"

@@ -1,0 +1,122 @@
+"""The exhaustive grid search: ``GridSearchCV`` over a configuration's grid, one candidate at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import GridSearchCV, ParameterGrid
+
+from genre.data import Dataset
+from genre.evaluation import grouped_folds, grouped_validation
+from genre.models import check_params, make_model
+from genre.tuning.configs import SearchConfig
+from genre.tuning.records import check_searchable, plain
+
+__all__ = ["LiveGridSearchCV", "best_candidate", "candidate_params", "grid_search", "params_columns"]
+
+
+class LiveGridSearchCV(GridSearchCV):
+    """``GridSearchCV`` that scores one candidate at a time and reports each as soon as it is scored.
+
+    ``GridSearchCV`` returns only when the whole grid is done, so an interrupted search would leave
+    nothing behind. ``_run_search`` is scikit-learn's extension point for the order in which
+    candidates are evaluated (``HalvingGridSearchCV`` overrides it too); here it feeds the grid one
+    candidate at a time and calls ``on_candidate(index, results)`` after each, ``results`` being the
+    ``cv_results_`` of everything scored so far. ``n_jobs`` still runs a candidate's folds in
+    parallel.
+
+    Parameters
+    ----------
+    on_candidate : callable or None, default=None
+        Called as ``on_candidate(index, results)``. Every other parameter is ``GridSearchCV``'s.
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        param_grid: Any,
+        *,
+        scoring: Any = None,
+        n_jobs: int | None = None,
+        refit: bool = True,
+        cv: Any = None,
+        verbose: int = 0,
+        pre_dispatch: str = "2*n_jobs",
+        error_score: Any = np.nan,
+        return_train_score: bool = False,
+        on_candidate: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> None:
+        super().__init__(
+            estimator,
+            param_grid,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.on_candidate = on_candidate
+
+    def _run_search(self, evaluate_candidates: Callable[..., dict[str, Any]]) -> None:
+        for candidate in ParameterGrid(self.param_grid):
+            results = evaluate_candidates([candidate])
+            if self.on_candidate is not None:
+                self.on_candidate(len(results["params"]) - 1, results)
+
+
+def grid_search(
+    config: SearchConfig,
+    dataset: Dataset,
+    *,
+    n_splits: int = 5,
+    seed: int = 0,
+    n_jobs: int = 1,
+    on_candidate: Callable[[int, dict[str, Any]], None] | None = None,
+) -> LiveGridSearchCV:
+    """Score every candidate of ``config``'s grid with track-grouped ``n_splits``-fold CV.
+
+    The search is not refitted (callers fit the winner with ``evaluation.fit_model``, which keeps a
+    stack's inner folds track-grouped). A candidate that fails to fit scores NaN and the search goes on.
+    """
+    check_searchable(config, dataset)
+    estimator = make_model(config.model, config.fixed, random_state=seed, transform=config.transform)
+    grid = [
+        {
+            f"{config.model}__{name}": [check_params(config.model, {name: v})[name] for v in values]
+            for name, values in one.items()
+        }
+        for one in config.grid
+    ]
+    search = LiveGridSearchCV(
+        estimator,
+        grid,
+        scoring=config.scoring,
+        cv=grouped_folds(dataset, n_splits=n_splits, seed=seed),
+        refit=False,
+        n_jobs=n_jobs,
+        on_candidate=on_candidate,
+    )
+    with grouped_validation(search, dataset) as params:
+        return search.fit(dataset.X, dataset.y, **params)
+
+
+def candidate_params(config: SearchConfig, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``cv_results_`` params dict in the configuration's names and spellings."""
+    return {key.removeprefix(f"{config.model}__"): plain(value) for key, value in raw.items()}
+
+
+def best_candidate(config: SearchConfig, results: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Index and parameters (configuration spelling) of the best mean score; failed candidates are NaN."""
+    best = int(np.nanargmax(results["mean_test_score"]))
+    return best, candidate_params(config, results["params"][best])
+
+
+def params_columns(config: SearchConfig, params: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    rows = [candidate_params(config, p) for p in params]
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    return {name: [row.get(name) for row in rows] for name in names}

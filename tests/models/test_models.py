@@ -1,0 +1,410 @@
+# ruff: noqa: N806 - X is scikit-learn's name for the feature matrix
+"""genre.models: scikit-learn's estimator checks, the four pipelines, determinism, errors, early stopping.
+
+Networks here are tiny (one hidden layer of a few units, a few epochs), so the file runs in a couple of
+minutes on two cores; the real-data accuracy of the defaults is measured by benchmarks/model_cv.py.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.base import clone, is_classifier
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.datasets import make_classification
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, check_cv
+from sklearn.svm import SVC
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from genre.errors import ConfigError
+from genre.features import load_data
+from genre.models import (
+    MODEL_NAMES,
+    CalibratedSVC,
+    KerasMLPClassifier,
+    KNNClassifier,
+    VectorizedSVC,
+    inverse_square,
+    make_model,
+)
+from tests.conftest import GTZAN_30, require, with_libsvm
+
+#: Small enough for scikit-learn's ~40 generic checks, each a few fits, to take seconds.
+TINY_NN = {"hidden_layers": 1, "units": 8, "epochs": 5, "learning_rate": 1e-2, "batch_size": 16}
+#: Small, but learns the 10-class toy problem below in a second.
+SMALL_NN = {"hidden_layers": 1, "units": 32, "epochs": 20, "learning_rate": 1e-2, "batch_size": 16}
+#: The same inside the stack, through StackingClassifier's parameter names.
+SMALL_STACK = {f"nn__{key}": value for key, value in SMALL_NN.items()}
+SMALL_PARAMS = {"knn": {}, "svm": {}, "nn": SMALL_NN, "stacking": SMALL_STACK}
+
+
+def _expected_failures(estimator) -> dict[str, str]:
+    if isinstance(estimator, VectorizedSVC):
+        reason = "SVC's own libsvm fit: scikit-learn lists the same expected failure for SVC"
+        return {
+            "check_sample_weight_equivalence_on_dense_data": reason,
+            "check_sample_weight_equivalence_on_sparse_data": reason,
+        }
+    return {}
+
+
+@parametrize_with_checks(
+    [KerasMLPClassifier(**TINY_NN), CalibratedSVC(), KNNClassifier(), VectorizedSVC()],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible(estimator, check) -> None:
+    check(estimator)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "linear", "poly", "sigmoid"])
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+@pytest.mark.parametrize("shape", ["ovr", "ovo"])
+def test_vectorized_svc_decision_function_is_libsvms(kernel, n_classes, shape) -> None:
+    X, y = make_classification(
+        n_samples=200, n_features=57, n_informative=20, n_classes=n_classes, random_state=n_classes
+    )
+    svc = VectorizedSVC(kernel=kernel, decision_function_shape=shape).fit(X[:150], y[:150])
+    reference = SVC(kernel=kernel, decision_function_shape=shape).fit(X[:150], y[:150])
+    expected = reference.decision_function(X)
+    np.testing.assert_allclose(svc.decision_function(X), expected, rtol=1e-9, atol=1e-11)
+    assert_array_equal(svc.predict(X), reference.predict(X))
+
+
+def test_svm_on_gtzan_predicts_what_libsvm_predicts_and_fits_as_before() -> None:
+    """The fast decision function changes neither what fit learns nor the probabilities, on real data."""
+    dataset = load_data(require(GTZAN_30))
+    train, test, y = dataset.X.iloc[::2], dataset.X.iloc[1::2], dataset.y[::2]
+    fast = make_model("svm").fit(train, y)
+    svc = fast[-1].calibrated_.calibrated_classifiers_[0].estimator
+    assert type(svc) is VectorizedSVC
+    expected = with_libsvm(fast).predict_proba(test)
+    np.testing.assert_allclose(fast.predict_proba(test), expected, rtol=1e-9, atol=1e-12)
+    assert_array_equal(fast.predict(test), with_libsvm(fast).predict(test))
+    # what CalibratedSVC fitted before VectorizedSVC: libsvm's SVC in scikit-learn's calibration
+    scaler = fast[0]
+    before = CalibratedClassifierCV(SVC(C=3.0), method="temperature", cv=5, ensemble=False)
+    before.fit(scaler.transform(train), y)
+    assert_array_equal(before.predict_proba(scaler.transform(test)), expected)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    """GTZAN's shape in miniature: 57 features, 10 classes with string labels, 300 rows."""
+    X, y = make_classification(
+        n_samples=300, n_features=57, n_informative=20, n_classes=10, class_sep=2.0, random_state=0
+    )
+    return X, np.array([f"genre{label}" for label in y])
+
+
+@pytest.fixture(scope="module")
+def fitted_stack(data):
+    X, y = data
+    return make_model("stacking", SMALL_STACK).fit(X, y)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_each_model_fits_and_predicts_probabilities(name, data, fitted_stack) -> None:
+    X, y = data
+    model = fitted_stack if name == "stacking" else make_model(name, SMALL_PARAMS[name]).fit(X, y)
+    proba = model.predict_proba(X[:20])
+    assert_array_equal(model.classes_, np.unique(y))
+    assert proba.shape == (20, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert_array_equal(model.predict(X[:20]), model.classes_[proba.argmax(axis=1)])
+    assert model.score(X, y) > 0.5  # chance is 0.1: the model learnt something
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_each_model_is_a_scaled_classifier_so_integer_cv_is_stratified(name, data) -> None:
+    model = make_model(name)
+    assert [step for step, _ in model.steps] == ["scale", name]
+    assert is_classifier(model)
+    assert isinstance(check_cv(5, data[1], classifier=is_classifier(model)), StratifiedKFold)
+
+
+def test_stacking_exposes_base_and_meta_parameters() -> None:
+    model = make_model("stacking", {"knn__n_neighbors": 9, "svm__C": 10.0, "final_estimator__C": 0.5})
+    params = model.get_params()
+    assert params["stacking__knn__n_neighbors"] == 9
+    assert params["stacking__svm__C"] == 10.0
+    assert params["stacking__final_estimator__C"] == 0.5
+    assert params["stacking__nn__random_state"] == 0
+    assert params["stacking__cv"].get_n_splits() == 5
+    assert params["stacking__cv"].random_state == 0
+    model.set_params(stacking__nn__units=16)
+    assert model[-1].named_estimators["nn"].units == 16
+
+
+def test_grid_search_tunes_the_pipeline_through_step_names(data) -> None:
+    X, y = data
+    grid = {"knn__n_neighbors": [1, 5], "knn__weights": ["distance", inverse_square]}
+    search = GridSearchCV(make_model("knn"), grid, cv=3).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_estimator_[-1].n_neighbors in (1, 5)
+
+
+@pytest.mark.parametrize("name", ["nn", "stacking"])
+def test_same_random_state_gives_identical_probabilities(name, data, fitted_stack) -> None:
+    X, y = data
+    first = fitted_stack if name == "stacking" else make_model(name, SMALL_PARAMS[name]).fit(X, y)
+    second = make_model(name, SMALL_PARAMS[name]).fit(X, y)
+    assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+
+
+def test_random_state_matters_and_global_generators_are_left_alone(data) -> None:
+    X, y = data
+    before = np.random.get_state()[1].copy()
+    seed0 = make_model("nn", SMALL_NN, random_state=0).fit(X, y).predict_proba(X)
+    seed1 = make_model("nn", SMALL_NN, random_state=1).fit(X, y).predict_proba(X)
+    assert not np.array_equal(seed0, seed1)
+    assert_array_equal(np.random.get_state()[1], before)
+
+
+def test_fitted_stack_round_trips_through_joblib_and_pickle(fitted_stack, data, tmp_path) -> None:
+    X, _ = data
+    expected = fitted_stack.predict_proba(X)
+    joblib.dump(fitted_stack, tmp_path / "stack.joblib")
+    assert_array_equal(joblib.load(tmp_path / "stack.joblib").predict_proba(X), expected)
+    assert_array_equal(pickle.loads(pickle.dumps(fitted_stack)).predict_proba(X), expected)
+
+
+def test_unpickled_stack_predicts_without_tensorflow_keeps_network(fitted_stack, data, tmp_path) -> None:
+    """Serving loads a pickled stack: its network's Keras model is unpickled only when asked for."""
+    X, _ = data
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "expected.npy", fitted_stack.predict_proba(X))
+    joblib.dump(fitted_stack, tmp_path / "stack.joblib")
+    code = f"""
+import sys, joblib, numpy as np
+stack = joblib.load({str(tmp_path / "stack.joblib")!r})
+X = np.load({str(tmp_path / "X.npy")!r})
+np.testing.assert_array_equal(stack.predict_proba(X), np.load({str(tmp_path / "expected.npy")!r}))
+assert "tensorflow" not in sys.modules, "predicting imported TensorFlow"
+nn = stack[-1].named_estimators_["nn"]
+network = nn.model_(stack[:-1].transform(X)).numpy()
+np.testing.assert_allclose(network, nn.predict_proba(stack[:-1].transform(X)), atol=1e-5)
+again = joblib.load({str(tmp_path / "stack.joblib")!r})
+import pickle
+np.testing.assert_array_equal(pickle.loads(pickle.dumps(stack)).predict_proba(X), again.predict_proba(X))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_importing_models_does_not_import_tensorflow() -> None:
+    code = "import sys, genre.models; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "words"),
+    [
+        ("forest", None, ["forest", "knn, svm, nn, stacking"]),
+        ("knn", {"n_neighbours": 3}, ["knn", "'n_neighbours'", "did you mean 'n_neighbors'"]),
+        ("knn", {"n_neighbors": 0}, ["knn", "'n_neighbors'", "range [1, inf)"]),
+        ("knn", {"weights": "gaussian"}, ["knn", "'weights'", "gaussian"]),
+        ("svm", {"C": -1.0}, ["svm", "'C'", "Got -1.0"]),
+        ("svm", {"kernel": "cubic"}, ["svm", "'kernel'", "cubic"]),
+        ("svm", {"gamma": -0.1}, ["svm", "'gamma'"]),
+        ("nn", {"dropout": 1.0}, ["nn", "'dropout'", "range [0.0, 1.0)"]),
+        ("nn", {"learning_rate": "1e-4"}, ["nn", "'learning_rate'", "float"]),
+        ("nn", {"validation_fraction": 0.0}, ["nn", "'validation_fraction'"]),
+        ("stacking", {"knn__n_neighbors": -2}, ["stacking", "'knn__n_neighbors'"]),
+        ("stacking", {"final_estimator__C": 0}, ["stacking", "'final_estimator__C'"]),
+        ("stacking", {"svm__kernel": "cubic"}, ["stacking", "'svm__kernel'", "cubic"]),
+    ],
+)
+def test_bad_configuration_raises_config_error_naming_model_and_parameter(name, params, words) -> None:
+    with pytest.raises(ConfigError) as raised:
+        make_model(name, params)
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_n_neighbors_larger_than_the_training_rows_fails_at_fit(data) -> None:
+    X, y = data
+    model = make_model("knn", {"n_neighbors": 50})
+    with pytest.raises(ConfigError, match=r"n_neighbors=50 exceeds the training rows \(n_samples = 40\)"):
+        model.fit(X[:40], y[:40])
+
+
+def test_inverse_square_alias_and_zero_distances() -> None:
+    model = make_model("knn", {"weights": "inverse_square"})
+    assert model.get_params()["knn__weights"] is inverse_square
+    weights = inverse_square(np.array([[1.0, 2.0, 4.0], [0.0, 0.0, 3.0]]))
+    assert_array_equal(weights, [[1.0, 0.25, 0.0625], [1.0, 1.0, 0.0]])
+
+
+def _noise(n_samples: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Random labels: a network can only memorise them, so the held-out loss soon stops improving."""
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n_samples, 20)), rng.integers(0, 3, size=n_samples)
+
+
+def test_early_stopping_stops_on_a_plateau_and_restores_the_best_epoch() -> None:
+    X, y = _noise()
+    common = {"hidden_layers": 1, "units": 64, "learning_rate": 1e-2, "random_state": 0}
+    stopped = KerasMLPClassifier(epochs=200, patience=5, **common).fit(X, y)
+    val_loss = stopped.history_["val_loss"]
+    assert stopped.stopped_epoch_ < 200
+    assert stopped.best_epoch_ == int(np.argmin(val_loss)) + 1
+    assert stopped.stopped_epoch_ == stopped.best_epoch_ + 5
+    assert set(stopped.history_) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(values) == stopped.stopped_epoch_ for values in stopped.history_.values())
+
+    # The same seed, trained for exactly best_epoch_ epochs and keeping its last weights, follows the
+    # same path: if the stopped model restored its best weights, the two predict identically.
+    best = KerasMLPClassifier(epochs=stopped.best_epoch_, restore_best_weights=False, **common).fit(X, y)
+    assert best.stopped_epoch_ == stopped.best_epoch_
+    assert_array_equal(stopped.predict_proba(X), best.predict_proba(X))
+
+
+def test_training_loop_matches_keras_fit() -> None:
+    """fit's own compiled loop computes what model.fit would: same losses, same weights, same Adam state.
+
+    With one batch per epoch the shuffling order cannot matter, so a Keras model built from the same seed
+    and trained by model.fit must end up where ours does, up to float rounding.
+    """
+    import keras
+
+    X, y = _noise(60)
+    ours = KerasMLPClassifier(
+        hidden_layers=2,
+        units=16,
+        learning_rate=1e-2,
+        batch_size=60,
+        epochs=6,
+        validation_fraction=None,
+        random_state=0,
+    ).fit(X, y)
+
+    # Rebuilt from the fitted network's config, whose initialisers carry their seeds: the same start.
+    reference = keras.Sequential.from_config(ours.model_.get_config())
+    reference.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-2),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = reference.fit(
+        X.astype(np.float32), y, batch_size=60, epochs=6, shuffle=False, verbose=0
+    ).history
+
+    np.testing.assert_allclose(ours.history_["loss"], history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(ours.history_["accuracy"], history["accuracy"])
+    np.testing.assert_allclose(
+        ours.predict_proba(X), reference(X.astype(np.float32)).numpy(), rtol=1e-4, atol=1e-6
+    )
+    assert int(ours.model_.optimizer.iterations.numpy()) == 6
+
+
+def test_fits_sharing_compiled_functions_stay_independent_and_deterministic() -> None:
+    """Fits of one shape share compiled functions; a fit of another shape, or with dropout, in between
+    must not leak state (weights, Adam moments, dropout seeds) from one fit into the next."""
+    X, y = _noise(120)
+    params = {"hidden_layers": 2, "units": 16, "dropout": 0.3, "learning_rate": 1e-2, "epochs": 4}
+    first = KerasMLPClassifier(**params, random_state=0).fit(X, y).predict_proba(X)
+    KerasMLPClassifier(**params, random_state=1).fit(X, y)
+    KerasMLPClassifier(**{**params, "units": 8}, random_state=0).fit(X, y)
+    again = KerasMLPClassifier(**params, random_state=0).fit(X, y)
+    assert_array_equal(again.predict_proba(X), first)
+    assert int(again.model_.optimizer.iterations.numpy()) == 4 * 4  # 4 epochs of 4 batches of 32 rows
+
+
+def test_importing_tensorflow_through_models_prints_nothing() -> None:
+    code = "from genre.models import import_keras; import_keras()"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stderr == ""
+
+
+def test_without_validation_trains_every_epoch_on_every_row() -> None:
+    X, y = _noise(60)
+    model = KerasMLPClassifier(hidden_layers=1, units=4, epochs=4, validation_fraction=None).fit(X, y)
+    assert model.stopped_epoch_ == model.best_epoch_ == 4
+    assert set(model.history_) == {"loss", "accuracy"}
+
+
+class _PrunedError(Exception):
+    pass
+
+
+def test_epoch_callback_sees_every_epoch_and_can_abort_fit() -> None:
+    X, y = _noise(60)
+    seen: list[tuple[int, dict[str, float]]] = []
+
+    def record(epoch: int, logs: dict[str, float]) -> None:
+        seen.append((epoch, logs))
+
+    model = KerasMLPClassifier(hidden_layers=1, units=4, epochs=3, epoch_callback=record)
+    assert clone(model).epoch_callback is record
+    model.fit(X, y)
+    assert [epoch for epoch, _ in seen] == [1, 2, 3]
+    assert seen[-1][1]["val_loss"] == model.history_["val_loss"][-1]
+
+    def prune(epoch: int, logs: dict[str, float]) -> None:
+        if epoch == 2:
+            raise _PrunedError
+
+    with pytest.raises(_PrunedError):
+        model.set_params(epoch_callback=prune).fit(X, y)
+
+
+def test_single_class_and_unsplittable_validation_are_clear_errors() -> None:
+    X, y = _noise(30)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        KerasMLPClassifier(epochs=1).fit(X, np.zeros(30))
+    y[0] = 3  # a class of one row cannot be on both sides of a stratified split
+    with pytest.raises(ValueError, match="stratified validation set from 30 rows with 4 classes"):
+        KerasMLPClassifier(epochs=1).fit(X, y)
+    assert KerasMLPClassifier(epochs=1, validation_fraction=None).fit(X, y).stopped_epoch_ == 1
+
+
+def test_numpy_forward_pass_is_the_networks() -> None:
+    """predict_proba runs on coefs_/intercepts_ in NumPy; it must be what the Keras network computes."""
+    import keras
+
+    X, y = make_classification(n_samples=120, n_features=12, n_informative=6, n_classes=3, random_state=1)
+    clf = KerasMLPClassifier(hidden_layers=3, units=16, dropout=0.3, epochs=5, random_state=0).fit(X, y)
+    network = keras.ops.convert_to_numpy(clf.model_(X.astype(np.float32), training=False))
+    np.testing.assert_allclose(clf.predict_proba(X), network, rtol=1e-5, atol=1e-6)
+    assert [w.shape for w in clf.coefs_] == [(12, 16), (16, 16), (16, 16), (16, 3)]
+
+
+def test_log_variances_logs_only_the_variance_columns_by_name() -> None:
+    import pandas as pd
+
+    from genre.models import LogVariances
+
+    frame = pd.DataFrame({"rms_mean": [0.5, 2.0], "rms_var": [1.0, 100.0], "tempo_var": [0.0, 1e-3]})
+    step = LogVariances().fit(frame)
+    out = step.transform(frame)
+    np.testing.assert_allclose(out[:, 0], [0.5, 2.0])
+    np.testing.assert_allclose(out[:, 1], np.log([1.0, 100.0]))
+    assert np.isfinite(out).all()  # a zero variance is floored, not -inf
+    np.testing.assert_allclose(step.inverse_transform(out)[:, 1], [1.0, 100.0])
+    with pytest.raises(ValueError, match="needs a DataFrame"):
+        LogVariances().fit(frame.to_numpy())
+
+
+def test_make_model_puts_the_transform_before_the_scaler() -> None:
+    assert [name for name, _ in make_model("svm", transform="logvar").steps] == ["logvar", "scale", "svm"]
+    assert [name for name, _ in make_model("svm").steps] == ["scale", "svm"]
+    with pytest.raises(ConfigError, match="unknown transform 'box-cox'"):
+        make_model("svm", transform="box-cox")
+
+
+def test_svm_calibrates_on_small_classes_and_names_a_class_too_small() -> None:
+    # Three rows of one class: five calibration folds are impossible, three are not.
+    X, y = make_classification(60, 8, n_informative=5, n_classes=3, random_state=0)
+    keep = np.flatnonzero(y != 2).tolist() + np.flatnonzero(y == 2)[:3].tolist()
+    model = CalibratedSVC().fit(X[keep], y[keep])
+    assert model.predict_proba(X).shape == (60, 3)
+    assert len(model.calibrated_.calibrated_classifiers_) == 1  # one SVC, calibrated out of fold
+    one = np.flatnonzero(y != 2).tolist() + [int(np.flatnonzero(y == 2)[0])]
+    with pytest.raises(ValueError, match="class 2 has 1 sample"):
+        CalibratedSVC().fit(X[one], y[one])

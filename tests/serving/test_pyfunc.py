@@ -1,0 +1,354 @@
+"""The served model: a small stack trained, registered and served by the real ``mlflow models serve``.
+
+One tracking store, one registered stack and one server per module (the server starts once); every bad
+request must get a 400 naming the problem and leave the server answering good requests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from threadpoolctl import threadpool_info
+
+from genre.data import Dataset
+from genre.data.schema import FEATURE_COLUMNS, SAMPLE_RATE
+from genre.data.synthesis import synthesize_clip
+from genre.errors import RequestError
+from genre.features import load_data
+from genre.models import make_model
+from genre.registry import register
+from genre.serving import MAX_AUDIO_BYTES, MAX_ROWS, GenreClassifier, encode_audio, windowing
+from genre.training import train_run
+from tests.conftest import GTZAN_30, GTZAN_AUDIO, require, use_store, with_libsvm
+
+#: A stack that trains in seconds: a one-layer network, 20 epochs.
+SMALL_STACK = {"nn__hidden_layers": 1, "nn__units": 32, "nn__epochs": 20, "nn__patience": 5}
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Store:
+    uri: str
+    dataset: Dataset
+    estimator: object
+    model_uri: str
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, cache_dir) -> Store:
+    """A tracking store holding one registered stack, trained on the embedded data (2 folds)."""
+    root = tmp_path_factory.mktemp("serving")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENRE_CACHE_DIR", str(cache_dir))
+        uri = use_store(root, patch)
+        dataset = load_data("embedded")
+        trained = train_run("stacking", dataset, params=SMALL_STACK, n_splits=2)
+        registration = register(trained.run_id)
+        yield Store(uri, dataset, trained.model, registration.model_uri)
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def in_process(store):
+    """The registered model loaded in this process, as a user of the registry would."""
+    return mlflow.pyfunc.load_model(store.model_uri)
+
+
+@pytest.fixture(scope="module")
+def server(store, tmp_path_factory) -> str:
+    """``mlflow models serve`` of the champion on a free loopback port, as the README runs it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_TRACKING_URI": store.uri}
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    mlflow_cli = shutil.which("mlflow", path=str(BIN))
+    command = [mlflow_cli, "models", "serve", "-m", store.model_uri, "--env-manager", "local"]
+    command += ["-p", str(port), "--host", "127.0.0.1"]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240
+    try:
+        while _status(url + "/ping") != 200:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def _post(url: str, body: object, content_type: str = "application/json") -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url + "/invocations", data=data, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _split(frame: pd.DataFrame) -> dict:
+    # Not DataFrame.to_json, which rounds to 10 significant digits; json writes floats exactly.
+    return {"dataframe_split": {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}}
+
+
+def _wav(y: np.ndarray, *, format: str = "WAV", sr: int = SAMPLE_RATE) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, y, sr, format=format)
+    return buffer.getvalue()
+
+
+def _song() -> tuple[bytes, int]:
+    """A real 30-s GTZAN clip when the shared data is there, else a synthetic one; and its windows."""
+    clips = sorted(GTZAN_AUDIO.glob("*/*.wav")) if GTZAN_AUDIO.is_dir() else []
+    if clips:
+        return clips[0].read_bytes(), 10
+    y = synthesize_clip("breakbeat", rng=np.random.default_rng(1), n_samples=30 * SAMPLE_RATE, sr=SAMPLE_RATE)
+    return _wav(y), 10
+
+
+def _same_answers(served: list[dict], local: pd.DataFrame) -> None:
+    assert [row["genre"] for row in served] == local["genre"].tolist()
+    for row, expected in zip(served, local["probabilities"], strict=True):
+        assert row["probabilities"].keys() == expected.keys()
+        np.testing.assert_allclose(list(row["probabilities"].values()), list(expected.values()), rtol=1e-12)
+
+
+def test_ping_and_health(server):
+    assert _status(server + "/ping") == 200 and _status(server + "/health") == 200
+
+
+def test_feature_rows_in_any_column_order_match_the_model_in_process(server, store, in_process):
+    rows = store.dataset.X.sample(7, random_state=0)
+    shuffled = rows[rows.columns[::-1]]
+    status, body = _post(server, _split(shuffled))
+    assert status == 200
+    _same_answers(body["predictions"], in_process.predict(rows))
+    expected = store.estimator.predict_proba(rows)  # the trained stack itself
+    served = np.array([list(row["probabilities"].values()) for row in body["predictions"]])
+    np.testing.assert_allclose(served, expected, rtol=1e-9)
+    assert "windows" not in body["predictions"][0]
+
+
+def test_served_fast_paths_give_the_reference_probabilities_on_gtzan_rows(store):
+    """One thread per pool and ``VectorizedSVC`` change no answer: GTZAN's 1000 real feature rows through
+    the served classifier, against the stack on libsvm with its default thread pools."""
+    rows = load_data(require(GTZAN_30)).X
+    answer = GenreClassifier(store.estimator).predict(rows)
+    reference = with_libsvm(store.estimator)
+    expected = reference.predict_proba(rows)
+    served = np.array([list(row.values()) for row in answer["probabilities"]])
+    np.testing.assert_allclose(served, expected, rtol=1e-9, atol=1e-12)
+    assert answer["genre"].tolist() == reference.classes_[expected.argmax(axis=1)].tolist()
+
+
+def test_gtzan_id_columns_and_other_extras_are_ignored(server, store):
+    """MLflow's signature rule: columns outside the signature are dropped before the model sees them."""
+    row = store.dataset.frame.head(1)[["filename", "label", *FEATURE_COLUMNS]].assign(note="hello")
+    status, body = _post(server, {"dataframe_records": row.to_dict(orient="records")})
+    assert status == 200 and len(body["predictions"]) == 1
+
+
+@pytest.mark.parametrize("body_format", ["csv", "parquet"])
+def test_batch_bodies_in_csv_and_parquet_match_the_model_in_process(server, store, in_process, body_format):
+    """The formats docs/results.md recommends for batches, with a GTZAN CSV's id columns left in."""
+    frame = store.dataset.frame.sample(50, random_state=1)[["filename", "label", *FEATURE_COLUMNS]]
+    if body_format == "csv":
+        status, body = _post(server, frame.to_csv(index=False).encode(), "text/csv")
+    else:
+        status, body = _post(server, frame.to_parquet(index=False), "application/vnd.apache.parquet")
+    assert status == 200, body
+    _same_answers(body["predictions"], in_process.predict(frame[list(FEATURE_COLUMNS)]))
+
+
+def test_audio_rows_are_windowed_and_averaged(server, in_process, store):
+    song, windows = _song()
+    clip = (Path(store.dataset.source) / "drone" / "drone.00000.wav").read_bytes()  # 9 s
+    flac = _wav(sf.read(io.BytesIO(clip))[0], format="FLAC")
+    request = pd.DataFrame({"audio": [encode_audio(song), encode_audio(flac)]})
+    status, body = _post(server, {"dataframe_records": request.to_dict(orient="records")})
+    assert status == 200, body
+    answers = body["predictions"]
+    assert [row["windows"] for row in answers] == [windows, 3]
+    for row in answers:
+        assert sum(row["probabilities"].values()) == pytest.approx(1.0)
+    _same_answers(answers, in_process.predict(request))
+    assert answers[1]["genre"] == "drone"
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing column", "missing feature column(s) tempo"),
+        ("both forms", "not both"),
+        ("no known column", "missing feature column(s) chroma_stft_mean"),
+        ("text value", "tempo"),
+        ("NaN", "row 1, column tempo"),
+        ("Infinity", "not finite"),
+        ("null", "not finite"),
+        ("empty batch", "empty batch"),
+        ("bad base64", "not valid base64"),
+        ("a server path", "not valid base64"),
+        ("not audio", "not audio libsndfile can decode"),
+        ("too short", "shorter than one 3.00 s window"),
+        ("silent", "silent"),
+        ("too large", "audio payload too large"),
+        ("not json", ""),
+    ],
+)
+def test_bad_requests_get_400_naming_the_problem_and_the_server_carries_on(server, store, case, message):
+    rows = store.dataset.X.head(2)
+    records = rows.to_dict(orient="records")
+    audio = {
+        "bad base64": "@@not base64@@",
+        "a server path": "/etc/passwd",
+        "not audio": encode_audio(b"RIFF....WAVEfmt " + bytes(200)),
+        "too short": encode_audio(_wav(0.3 * np.sin(np.arange(SAMPLE_RATE) / 5.0))),
+        "silent": encode_audio(_wav(np.zeros(4 * SAMPLE_RATE))),
+        "too large": "A" * (MAX_AUDIO_BYTES // 3 * 4 + 8),
+    }
+    if case in audio:
+        body: object = {"dataframe_records": [{"audio": audio[case]}]}
+    elif case == "missing column":
+        body = _split(rows.drop(columns="tempo"))
+    elif case == "both forms":
+        body = {"dataframe_records": [{**records[0], "audio": audio["silent"]}]}
+    elif case == "no known column":
+        body = {"dataframe_records": [{"colour": "blue"}]}
+    elif case == "text value":
+        body = {"dataframe_records": [records[0], {**records[1], "tempo": "fast"}]}
+    elif case in ("NaN", "Infinity", "null"):
+        text = json.dumps({"dataframe_records": [records[0], {**records[1], "tempo": "@"}]})
+        body = text.replace('"@"', case).encode()
+    elif case == "empty batch":
+        body = {"dataframe_split": {"columns": list(FEATURE_COLUMNS), "data": []}}
+    else:
+        body = b'{"dataframe_records": [{"tempo": 1'
+    status, answer = _post(server, body)
+    assert status == 400, answer
+    assert message in answer["message"]
+    assert "Traceback" not in answer["message"] and "stack_trace" not in answer
+    kinds = {"not audio": "unreadable", "too short": "too_short", "silent": "silent"}
+    kinds["too large"] = "too_large"
+    if case in kinds:  # what went wrong, as data beside the message, for clients such as the web page
+        assert (answer["genre_kind"], answer["genre_subject"]) == (kinds[case], "row 0")
+        assert answer["genre_detail"] in answer["message"]
+    good, _ = _post(server, _split(rows))
+    assert good == 200
+
+
+def test_predict_command_prints_top_3_and_fails_on_unreadable_files(server, store, tmp_path):
+    song, _ = _song()
+    (tmp_path / "song.wav").write_bytes(song)
+    (tmp_path / "notes.txt").write_text("not audio")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri}
+    files = [str(tmp_path / name) for name in ("song.wav", "notes.txt", "missing.flac")]
+    done = subprocess.run(
+        [shutil.which("genre", path=str(BIN)), "predict", *files],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert line.startswith(f"{files[0]}: ") and line.count(", ") == 2 and "windows)" in line
+    assert f"{files[1]}: error: " in done.stderr and "not audio" in done.stderr
+    assert f"{files[2]}: error: cannot read the file (No such file or directory)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- GenreClassifier in-process: the rules, without a server ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def knn() -> GenreClassifier:
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame(rng.normal(size=(60, len(FEATURE_COLUMNS))), columns=list(FEATURE_COLUMNS))
+    y = np.repeat(["jazz", "rock", "metal"], 20)
+    return GenreClassifier(make_model("knn").fit(rows, y))
+
+
+def test_strings_and_booleans_in_process_are_named(knn):
+    rows = pd.DataFrame(np.zeros((2, len(FEATURE_COLUMNS))), columns=list(FEATURE_COLUMNS)).astype(object)
+    rows.loc[1, "rms_mean"] = "loud"
+    rows["tempo"] = True
+    with pytest.raises(RequestError, match=r"row 0, column tempo: True.*row 1, column rms_mean: 'loud'"):
+        knn.predict(rows)
+    numeric_text = rows.assign(rms_mean="0.5", tempo="120")
+    assert len(knn.predict(numeric_text)) == 2
+
+
+def test_row_limit(knn):
+    rows = pd.DataFrame(np.zeros((MAX_ROWS + 1, len(FEATURE_COLUMNS))), columns=list(FEATURE_COLUMNS))
+    with pytest.raises(RequestError, match=f"too many rows: {MAX_ROWS + 1}"):
+        knn.predict(rows)
+
+
+def test_clip_models_cut_audio_into_30_s_windows(knn):
+    clip_model = GenreClassifier(knn.estimator, **windowing(False))
+    y = synthesize_clip("drone", rng=np.random.default_rng(0), n_samples=65 * SAMPLE_RATE, sr=SAMPLE_RATE)
+    assert clip_model.predict_audio([_wav(y)])["windows"].tolist() == [2]
+    with pytest.raises(RequestError, match="20.00 s of audio is shorter than one 29.93 s window"):
+        clip_model.predict_audio([_wav(y[: 20 * SAMPLE_RATE])], names=["song.wav"])
+
+
+def test_song_probabilities_are_the_mean_of_its_windows(knn):
+    y = synthesize_clip("drone", rng=np.random.default_rng(2), n_samples=7 * SAMPLE_RATE, sr=SAMPLE_RATE)
+    answer = knn.predict_audio([_wav(y)])
+    from genre.features import extract_windows
+
+    windows = pd.DataFrame(extract_windows(sf.read(io.BytesIO(_wav(y)), dtype="float32")[0]))
+    expected = knn.estimator.predict_proba(windows).mean(axis=0)
+    assert answer["windows"].tolist() == [2]
+    np.testing.assert_allclose(list(answer["probabilities"][0].values()), expected)
+
+
+def test_the_estimator_runs_with_one_thread_per_pool_and_the_pools_are_restored(knn):
+    class Probe:
+        """Records the native thread pools' sizes while it predicts."""
+
+        classes_ = knn.estimator.classes_
+
+        def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+            self.seen = {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
+            return np.full((len(rows), len(self.classes_)), 1 / len(self.classes_))
+
+    before = {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
+    probe = Probe()
+    GenreClassifier(probe).predict(pd.DataFrame(np.zeros((2, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS))
+    assert probe.seen and set(probe.seen.values()) == {1}
+    assert {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()} == before
