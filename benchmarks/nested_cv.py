@@ -21,41 +21,38 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
+from sklearn.base import BaseEstimator
 
 from genre.data import Dataset
 from genre.evaluation import markdown_table
 from genre.features import load_data
 from genre.models import make_model
-from genre.tuning import load_search_config, nested_cv, search_builder, stack_builder
+from genre.tuning import TunedStackCV, load_search_config, nested_cv, search_estimator
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan" / "features_30_sec.csv"
 
-Build = Callable[[Dataset], Pipeline]
 
-
-def procedures(args: argparse.Namespace) -> dict[str, Build]:
-    """Every row of the table: ``model/strategy`` -> what runs inside an outer fold.
+def procedures(args: argparse.Namespace) -> dict[str, BaseEstimator]:
+    """Every row of the table: ``model/strategy`` -> the estimator each outer fold fits (the procedure).
 
     ``+logvar`` rows put ``models.LogVariances`` (log of the ``*_var`` columns) before the scaler.
     """
 
-    def search(model: str, strategy: str, transform: str = "standard", **kwargs: object) -> Build:
+    def search(model: str, strategy: str, transform: str = "standard", **kwargs: object) -> BaseEstimator:
         config = replace(load_search_config(model, strategy), transform=transform)
-        return search_builder(config, strategy, n_splits=args.inner_folds, seed=args.seed, **kwargs)
+        return search_estimator(config, strategy, n_splits=args.inner_folds, seed=args.seed, **kwargs)
 
-    def default(model: str) -> Build:
-        return lambda train: make_model(model, random_state=args.seed)
+    def default(model: str) -> BaseEstimator:
+        return make_model(model, random_state=args.seed)
 
-    def tuned_stack(strategy: str, transform: str = "standard", **kwargs: object) -> Build:
+    def tuned_stack(strategy: str, transform: str = "standard", **kwargs: object) -> BaseEstimator:
         bases = {name: search(name, strategy, transform, **kwargs) for name in ("knn", "svm")}
-        return stack_builder(bases, seed=args.seed, transform=transform)
+        return TunedStackCV(bases, seed=args.seed, transform=transform)
 
     trials = {"n_trials": args.trials}
     return {

@@ -34,6 +34,7 @@ def _mlflow_run(entry_point: str, tracking: str, **params: object) -> subprocess
     return subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.gtzan
 def test_knn_entry_point_on_the_real_csv(tracking):
     done = _mlflow_run("knn", tracking, data=require(GTZAN_30), folds=3, n_neighbors=7, leaf_size=20)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -88,6 +89,7 @@ def test_every_parameter_is_typed_with_a_default():
             assert f"{{{param}}}" in entry["command"], (name, param)
 
 
+@pytest.mark.gtzan
 def test_tune_grid_entry_point_nests_candidates_under_one_parent(tracking, tmp_path):
     config = tmp_path / "grid.yaml"
     config.write_text("model: knn\ngrid: {n_neighbors: [3, 7], p: [1, 2]}\n")
@@ -101,6 +103,7 @@ def test_tune_grid_entry_point_nests_candidates_under_one_parent(tracking, tmp_p
     assert 0.6 < parent.data.metrics["best_cv_accuracy"] < 0.8
 
 
+@pytest.mark.gtzan
 def test_tune_optuna_entry_point_resumes_its_study(tracking, tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     for n_trials in (2, 3):

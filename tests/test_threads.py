@@ -103,7 +103,7 @@ def test_tensorflow_runs_one_thread_per_pool():
     assert tf.config.threading.get_inter_op_parallelism_threads() == 1
 
 
-def _run_main(root: Path, threads: int) -> dict[str, dict[str, float]]:
+def _run_main(root: Path, *, threads: int, jobs: int) -> dict[str, dict[str, float]]:
     """``genre main`` on the embedded set in a process of its own; every logged metric by run name."""
     root.mkdir()
     env = {
@@ -115,6 +115,7 @@ def _run_main(root: Path, threads: int) -> dict[str, dict[str, float]]:
     for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
         env.pop(var, None)
     command = [sys.executable, "-m", "genre.cli", "main", "--models", "knn,svm,nn", "--folds", "3"]
+    command += ["--jobs", str(jobs)]
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -131,8 +132,9 @@ def _run_main(root: Path, threads: int) -> dict[str, dict[str, float]]:
 
 
 def test_a_training_job_logs_the_same_metrics_in_two_processes(tmp_path):
-    """The same job, once with two threads per pool allowed and once with one: every metric equal."""
-    first = _run_main(tmp_path / "two-threads", threads=2)
-    second = _run_main(tmp_path / "one-thread", threads=1)
+    """The same job twice: two threads per pool allowed and folds one after another, then one thread
+    per pool and two folds at a time in worker processes. Every logged metric is equal."""
+    first = _run_main(tmp_path / "two-threads", threads=2, jobs=1)
+    second = _run_main(tmp_path / "parallel-folds", threads=1, jobs=2)
     assert set(first) == {"main", *(f"{m}-{p}" for m in ("knn", "svm", "nn") for p in ("grouped", "seed"))}
     assert first == second

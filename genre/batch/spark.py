@@ -75,7 +75,8 @@ __all__ = [
 DEFAULT_MASTER = "local[2]"
 #: The id column of audio input: the file's path as Spark names it.
 AUDIO_ID = "path"
-#: Null when the row was scored, else why it was not (naming the file, or the columns and values).
+#: Null when the row was scored, else why it was not: the row's id (the file), then the problem (the
+#: columns and values at fault, or the model's own refusal of the file).
 ERROR_COLUMN = "error"
 #: Each genre's probability is the column ``p_<genre>``.
 PROBABILITY_PREFIX = "p_"
@@ -302,9 +303,9 @@ def _score_features(spark: SparkSession, paths: list[str], udf: Any, id_column: 
         )
         for c in FEATURE_COLUMNS
     ]
-    error = F.when(
+    error = F.when(  # self-contained like an audio file's: it starts with the row's id
         reduce(operator.or_, bad.values()),
-        F.concat(F.lit("not finite numbers: "), F.concat_ws("; ", *cells)),
+        F.concat(F.col(id_column).cast("string"), F.lit(": not finite numbers: "), F.concat_ws("; ", *cells)),
     )
     model_input = F.struct(
         *[F.when(bad[c], F.lit(0.0)).otherwise(values[c]).alias(c) for c in FEATURE_COLUMNS]

@@ -55,7 +55,10 @@ def add_windows(parser: argparse.ArgumentParser, default: bool) -> None:
 
 def add_jobs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--jobs", type=whole_number, default=1, help="worker processes for extraction (-1: all cores)"
+        "--jobs",
+        type=whole_number,
+        default=1,
+        help="worker processes for extraction and for cross-validation folds (-1: all cores)",
     )
 
 

@@ -117,8 +117,8 @@ def _score(args: argparse.Namespace) -> int:
         f"{result.scored} row(s) scored, {result.failed} failed -> {result.output} "
         f"({result.seconds:.1f} s, {result.rows_per_s:,.0f} rows/s with Spark start-up)"
     )
-    for name, error in result.failures:
-        print(f"  failed {name}: {error.removeprefix(f'{name}: ')}", file=sys.stderr)
+    for _, error in result.failures:
+        print(f"  failed {error}", file=sys.stderr)
     if result.failed > len(result.failures):
         print(f"  and {result.failed - len(result.failures)} more: see the error column", file=sys.stderr)
     return batch_status(result.scored, result.failed, strict=args.strict)

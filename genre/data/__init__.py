@@ -16,7 +16,7 @@ from genre.data.schema import (
     WINDOW_SAMPLES,
     WINDOW_STEP,
 )
-from genre.data.tables import EMBEDDED, Dataset, from_frame, load_csv, track_id
+from genre.data.tables import EMBEDDED, Dataset, from_frame, load_csv, numeric_features, track_id
 
 __all__ = [
     "EMBEDDED",
@@ -33,5 +33,6 @@ __all__ = [
     "Dataset",
     "from_frame",
     "load_csv",
+    "numeric_features",
     "track_id",
 ]

@@ -9,12 +9,16 @@ comparable, metric for metric:
 
 On windowed data the window probabilities of each track in a test fold are averaged into one track
 prediction, and ``track_accuracy`` is reported beside the window-level scores.
+
+Every cross-validation in genre -- a protocol's folds here, an Optuna trial's, the outer loop of nested
+CV -- goes through ``cross_validate_groups``: scikit-learn's ``cross_validate``, with the rows' track
+groups routed to every estimator that requests them and the folds run in ``n_jobs`` processes. The models
+own their leak safety (a stack's inner folds, a network's early stopping), so no caller prepares them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,16 +26,17 @@ import numpy as np
 import pandas as pd
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.ensemble import StackingClassifier
-from sklearn.model_selection import StratifiedGroupKFold, check_cv
+from sklearn.model_selection import cross_validate
 from sklearn.pipeline import Pipeline
+from sklearn.utils.metadata_routing import get_routing_for_object
 
 from genre.data import Dataset
 from genre.evaluation.metrics import score, track_accuracy
 from genre.evaluation.protocols import check_protocols, grouped_folds, row_folds, seed_split
-from genre.models import KerasMLPClassifier
 
-__all__ = ["Evaluation", "evaluate", "fit_model", "grouped_validation"]
+__all__ = ["Evaluation", "cross_validate_groups", "evaluate", "fit_model", "routed_groups", "score_fold"]
+
+Folds = Sequence[tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -75,90 +80,88 @@ class Evaluation:
 
 
 def evaluate(
-    model: Pipeline, dataset: Dataset, protocol: str, *, n_splits: int = 10, seed: int = 0
+    model: Pipeline,
+    dataset: Dataset,
+    protocol: str,
+    *,
+    n_splits: int = 10,
+    seed: int = 0,
+    n_jobs: int = 1,
 ) -> Evaluation:
     """Cross-validate (and, for ``seed``, test) an unfitted ``model`` on ``dataset`` under ``protocol``.
 
     Every fold fits a fresh clone, so scaling and everything else inside the model's pipeline is
-    learned on training rows only.
+    learned on training rows only; ``n_jobs`` folds run at once, each in a process of its own.
     """
     check_protocols([protocol])
     if protocol == "grouped":
         folds = grouped_folds(dataset, n_splits=n_splits, seed=seed)
-        fold_scores, oof = _cross_validate(model, dataset, folds)
+        fold_scores, oof = _cross_validate(model, dataset, folds, n_jobs=n_jobs)
         return Evaluation(protocol, fold_scores, None, dataset.y, oof, np.arange(len(dataset.frame)))
 
     train_rows, test_rows = seed_split(dataset, seed=seed)
     train = dataset.subset(train_rows)
-    fold_scores, _ = _cross_validate(model, train, row_folds(train, n_splits=n_splits, seed=seed))
+    folds = row_folds(train, n_splits=n_splits, seed=seed)
+    fold_scores, _ = _cross_validate(model, train, folds, n_jobs=n_jobs)
     test = dataset.subset(test_rows)
     fitted = fit_model(model, train)
-    predicted, test_scores = _score_fold(fitted, test)
+    predicted, test_scores = score_fold(fitted, test)
     return Evaluation(protocol, fold_scores, test_scores, test.y, predicted, train_rows, fitted)
 
 
-def fit_model(model: Pipeline, dataset: Dataset) -> Pipeline:
-    """Fit a clone of ``model`` on ``dataset``, keeping track groups together inside a stacking ensemble.
+def fit_model(model: BaseEstimator, dataset: Dataset) -> Any:
+    """A clone of ``model`` fitted on ``dataset``, with the track groups for the steps that request them.
 
-    A ``StackingClassifier`` trains its meta-learner on out-of-fold predictions of its own inner folds.
-    Row-wise inner folds would put windows of one track on both sides, so the base models' out-of-fold
-    predictions would look better than they are and the meta-learner would learn to trust them. Its
-    ``cv`` is therefore replaced by the same number of stratified folds over the dataset's groups. For
-    the same reason a network's early stopping holds out whole tracks (``grouped_validation``).
+    A stack then cuts its inner folds over tracks and a network holds out whole tracks for early
+    stopping (see ``genre.models``).
     """
-    model = clone(model)
-    stack = model[-1]
-    if isinstance(stack, StackingClassifier):
-        inner = check_cv(stack.cv, dataset.y, classifier=True)
-        splitter = StratifiedGroupKFold(
-            n_splits=inner.get_n_splits(), shuffle=True, random_state=getattr(inner, "random_state", None)
-        )
-        stack.set_params(cv=list(splitter.split(dataset.X, dataset.y, dataset.groups)))
-    with grouped_validation(model, dataset) as params:
-        return model.fit(dataset.X, dataset.y, **params)
-
-
-@contextmanager
-def grouped_validation(model: BaseEstimator, dataset: Dataset) -> Iterator[dict[str, Any]]:
-    """The fit parameters that give ``model``'s networks the track groups on windowed data, or ``{}``.
-
-    A network's early stopping holds out part of its training rows. On 3-s windows, row by row, the
-    held-out windows have siblings from the same tracks in training, so the validation loss is
-    optimistic (measured on GTZAN's 3-s subset, 5 grouped folds: best validation loss 0.06-0.14 row-wise
-    against 0.16-0.47 on held-out tracks) and so are the logged ``epoch_val_loss`` curves and the
-    Optuna pruner's signal. Inside the block, scikit-learn's metadata routing is on and every
-    ``KerasMLPClassifier`` in ``model`` (a pipeline, a stack, or a search's estimator) requests
-    ``groups``; call ``fit(X, y, **params)`` there. Row-per-track data needs nothing: ``{}``.
-    """
-    nested = [model, *model.get_params(deep=True).values()]  # steps, stack members, a search's estimator
-    networks = [
-        estimator
-        for estimator in nested
-        if isinstance(estimator, KerasMLPClassifier) and estimator.validation_fraction is not None
-    ]
-    if not dataset.windowed or not networks:
-        yield {}
-        return
     with config_context(enable_metadata_routing=True):
-        for network in networks:
-            network.set_fit_request(groups=True)
-        yield {"groups": dataset.groups}
+        return clone(model).fit(dataset.X, dataset.y, **routed_groups(model, dataset.groups))
 
 
-def _cross_validate(
-    model: Pipeline, dataset: Dataset, folds: list[tuple[np.ndarray, np.ndarray]]
-) -> tuple[pd.DataFrame, np.ndarray]:
-    rows = []
-    out_of_fold = np.empty(len(dataset.frame), dtype=object)
-    for fold, (train, test) in enumerate(folds):
-        fitted = fit_model(model, dataset.subset(train))
-        predicted, scores = _score_fold(fitted, dataset.subset(test))
-        out_of_fold[test] = predicted
-        rows.append({"fold": fold, **scores})
-    return pd.DataFrame(rows), out_of_fold
+def cross_validate_groups(
+    model: BaseEstimator,
+    X: pd.DataFrame,  # noqa: N803 - scikit-learn's name
+    y: np.ndarray,
+    groups: np.ndarray,
+    folds: Folds,
+    *,
+    scoring: Any = None,
+    n_jobs: int = 1,
+) -> dict[str, Any]:
+    """``sklearn.model_selection.cross_validate`` of ``model`` over ``folds``, ``groups`` routed to it.
+
+    Returns ``cross_validate``'s dictionary with every fold's fitted ``estimator`` and row ``indices``.
+    A fold that fails raises (``error_score="raise"``): a score of NaN would hide a broken model.
+    """
+    with config_context(enable_metadata_routing=True):
+        return cross_validate(
+            model,
+            X,
+            y,
+            cv=list(folds),
+            params=routed_groups(model, groups),
+            scoring=scoring,
+            return_estimator=True,
+            return_indices=True,
+            n_jobs=n_jobs,
+            error_score="raise",
+        )
 
 
-def _score_fold(fitted: ClassifierMixin, test: Dataset) -> tuple[np.ndarray, dict[str, float]]:
+def routed_groups(estimator: BaseEstimator, groups: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"groups": groups}`` for an estimator that requests them (metadata routing), else ``{}``.
+
+    Under routing, scikit-learn refuses metadata nobody asked for; a ``knn`` pipeline does not need the
+    tracks, a stack or a network does.
+    """
+    with config_context(enable_metadata_routing=True):
+        wants = get_routing_for_object(estimator).consumes("fit", ["groups"])
+    return {"groups": groups} if wants else {}
+
+
+def score_fold(fitted: ClassifierMixin, test: Dataset) -> tuple[np.ndarray, dict[str, float]]:
+    """Predictions of ``fitted`` for ``test`` and their ``SCORES`` (plus ``track_accuracy`` on windows)."""
     proba = fitted.predict_proba(test.X)
     predicted = fitted.classes_[proba.argmax(axis=1)]
     scores = score(test.y, predicted)
@@ -167,3 +170,16 @@ def _score_fold(fitted: ClassifierMixin, test: Dataset) -> tuple[np.ndarray, dic
             proba, fitted.classes_, test.frame["track"].to_numpy(), test.y
         )
     return predicted, scores
+
+
+def _cross_validate(
+    model: Pipeline, dataset: Dataset, folds: Folds, *, n_jobs: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    result = cross_validate_groups(model, dataset.X, dataset.y, dataset.groups, folds, n_jobs=n_jobs)
+    rows = []
+    out_of_fold = np.empty(len(dataset.frame), dtype=object)
+    for fold, (fitted, test) in enumerate(zip(result["estimator"], result["indices"]["test"], strict=True)):
+        predicted, scores = score_fold(fitted, dataset.subset(test))
+        out_of_fold[test] = predicted
+        rows.append({"fold": fold, **scores})
+    return pd.DataFrame(rows), out_of_fold

@@ -9,7 +9,8 @@ repeats, see ``genre.data.tables``), so no track is ever on both sides.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train
 from genre.data import Dataset
 from genre.errors import ConfigError
 
-__all__ = ["PROTOCOLS", "check_protocols", "grouped_folds", "row_folds", "seed_split"]
+__all__ = ["PROTOCOLS", "TrackFolds", "check_protocols", "grouped_folds", "row_folds", "seed_split"]
 
 #: Protocol names as they appear in run parameters and tags, with what each one measures.
 PROTOCOLS: dict[str, str] = {
@@ -54,14 +55,35 @@ def seed_split(dataset: Dataset, *, test_size: float = 0.2, seed: int = 0) -> Sp
 
 
 def grouped_folds(dataset: Dataset, *, n_splits: int = 10, seed: int = 0) -> list[Split]:
-    """The grouped protocol: stratified k-fold over track groups, deterministic given ``seed``.
+    """The grouped protocol's folds of ``dataset``: ``TrackFolds(n_splits, seed=seed)`` over its groups."""
+    return list(
+        TrackFolds(n_splits, seed=seed, source=dataset.source).split(dataset.X, dataset.y, dataset.groups)
+    )
 
-    Raises ``ConfigError`` when a class has fewer groups than folds, since scikit-learn would otherwise
-    warn and produce folds that miss that class.
+
+class TrackFolds(StratifiedGroupKFold):
+    """The grouped protocol as a scikit-learn splitter: stratified k-fold over groups, shuffled by ``seed``.
+
+    What ``grouped_folds`` cuts, as an object a ``GridSearchCV`` or an outer ``cross_validate`` can hold:
+    it requests ``groups`` through metadata routing, and ``split`` raises ``ConfigError`` when a class
+    has fewer groups than folds, where ``StratifiedGroupKFold`` would warn and produce folds that miss
+    that class. ``source`` names the data in that message.
     """
-    _check_enough(dataset.frame.groupby("label")["group"].nunique(), n_splits, "tracks", dataset)
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return list(splitter.split(dataset.X, dataset.y, dataset.groups))
+
+    def __init__(self, n_splits: int = 10, *, seed: int = 0, source: str = "the data") -> None:
+        if n_splits < 2:
+            raise ConfigError(f"n_splits must be at least 2, got {n_splits}")
+        super().__init__(n_splits=n_splits, shuffle=True, random_state=seed)
+        self.seed = seed
+        self.source = source
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[Split]:  # noqa: N803
+        """Train and test row positions of each fold; ``groups`` is required."""
+        if groups is None:
+            raise ConfigError("track-grouped folds need the rows' groups (tracks)")
+        counts = pd.Series(np.asarray(groups)).groupby(np.asarray(y)).nunique()
+        _check_enough(counts, self.n_splits, "tracks", self.source)
+        yield from super().split(X, y, groups)
 
 
 def row_folds(dataset: Dataset, *, n_splits: int = 10, seed: int = 0) -> list[Split]:
@@ -69,17 +91,17 @@ def row_folds(dataset: Dataset, *, n_splits: int = 10, seed: int = 0) -> list[Sp
 
     Used to report per-fold scores for the seed protocol beside the grouped ones on the same data.
     """
-    _check_enough(dataset.frame["label"].value_counts(), n_splits, "rows", dataset)
+    _check_enough(dataset.frame["label"].value_counts(), n_splits, "rows", dataset.source)
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return list(splitter.split(dataset.X, dataset.y))
 
 
-def _check_enough(counts: pd.Series, n_splits: int, what: str, dataset: Dataset) -> None:
+def _check_enough(counts: pd.Series, n_splits: int, what: str, source: str) -> None:
     if n_splits < 2:
         raise ConfigError(f"n_splits must be at least 2, got {n_splits}")
     short = counts[counts < n_splits]
     if not short.empty:
         detail = ", ".join(f"{label}: {count}" for label, count in short.items())
         raise ConfigError(
-            f"{dataset.source}: {n_splits} folds need at least {n_splits} {what} per class; got {detail}"
+            f"{source}: {n_splits} folds need at least {n_splits} {what} per class; got {detail}"
         )

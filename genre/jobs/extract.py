@@ -65,10 +65,10 @@ def _log_extraction(
 ) -> None:
     import mlflow
 
-    from genre.tracking import configure_tracking, log_dataset
+    from genre.tracking import configure_tracking, log_dataset, tracked_run
 
     configure_tracking(EXPERIMENT)
-    with mlflow.start_run(run_name="extract_features"):
+    with tracked_run(run_name="extract_features"):
         mlflow.set_tags({"genre.job": "extract_features"})
         mlflow.log_params(
             {"extract.paths": ",".join(map(str, paths)), "extract.windows": windows, "extract.n_jobs": n_jobs}

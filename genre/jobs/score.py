@@ -11,7 +11,7 @@ import pandas as pd
 from genre.batch import DEFAULT_MASTER, BatchResult, score_batch
 from genre.features import resolve_audio_paths
 from genre.settings import EXPERIMENT
-from genre.tracking import configure_tracking
+from genre.tracking import configure_tracking, tracked_run
 
 __all__ = ["score_job"]
 
@@ -40,7 +40,7 @@ def score_job(
     )
     if track:
         configure_tracking(EXPERIMENT)
-        with mlflow.start_run(run_name="score"):
+        with tracked_run(run_name="score"):
             mlflow.set_tags({"genre.job": "score"})
             mlflow.log_params(
                 {

@@ -17,7 +17,7 @@ from genre.evaluation import check_protocols, markdown_table
 from genre.features import load_data
 from genre.models import MODEL_NAMES, make_model
 from genre.settings import EXPERIMENT
-from genre.tracking import configure_tracking, log_dataset
+from genre.tracking import configure_tracking, log_dataset, tracked_run
 from genre.training import TrainResult, train_run
 from genre.tuning import tuned_stack_params
 
@@ -46,7 +46,9 @@ def train_job(
     check_protocols([protocol])
     configure_tracking(EXPERIMENT)
     dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
-    return train_run(model_name, dataset, params=params, protocol=protocol, n_splits=n_splits, seed=seed)
+    return train_run(
+        model_name, dataset, params=params, protocol=protocol, n_splits=n_splits, seed=seed, n_jobs=n_jobs
+    )
 
 
 def main_job(
@@ -72,7 +74,7 @@ def main_job(
     configure_tracking(EXPERIMENT)
     dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
     rows = []
-    with mlflow.start_run(run_name="main"):
+    with tracked_run(run_name="main"):
         mlflow.set_tags({"genre.job": "main"})
         mlflow.log_params(
             {
@@ -86,7 +88,9 @@ def main_job(
         for protocol in protocols:
             for name in models:
                 started = time.perf_counter()
-                result = train_run(name, dataset, protocol=protocol, n_splits=n_splits, seed=seed)
+                result = train_run(
+                    name, dataset, protocol=protocol, n_splits=n_splits, seed=seed, n_jobs=n_jobs
+                )
                 rows.append(_comparison_row(result, dataset, time.perf_counter() - started))
         table = pd.DataFrame(rows)
         with tempfile.TemporaryDirectory() as tmp:
@@ -155,6 +159,7 @@ def tune_stacking_job(
         protocol=protocol,
         n_splits=n_splits,
         seed=seed,
+        n_jobs=n_jobs,
         tags=tags,
         documents={"stack_sources.json": provenance},
     )

@@ -27,7 +27,7 @@ from genre.models.keras_training import import_keras
 from genre.models.neighbors import KNNClassifier, inverse_square
 from genre.models.network import KerasMLPClassifier
 from genre.models.pipeline import SingleThreadedPipeline
-from genre.models.stacking import MetaLogisticRegression
+from genre.models.stacking import GroupedStackingClassifier
 from genre.models.svm import CalibratedSVC, VectorizedSVC
 from genre.models.transforms import TRANSFORMS, LogVariances
 
@@ -35,10 +35,10 @@ __all__ = [
     "MODEL_NAMES",
     "TRANSFORMS",
     "CalibratedSVC",
+    "GroupedStackingClassifier",
     "KNNClassifier",
     "KerasMLPClassifier",
     "LogVariances",
-    "MetaLogisticRegression",
     "SingleThreadedPipeline",
     "VectorizedSVC",
     "check_params",

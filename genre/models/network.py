@@ -127,6 +127,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     ((2, 3), 3)
     """
 
+    __metadata_request__fit = {"groups": True}  # scikit-learn's default request: routed groups
+
     _parameter_constraints: dict = {
         "hidden_layers": [Interval(Integral, 0, None, closed="left")],
         "units": [Interval(Integral, 1, None, closed="left")],
@@ -185,8 +187,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             Rows that must stay on one side of the early-stopping split, such as the 3-s windows of one
             track: the held-out rows are then about ``validation_fraction`` of the groups (stratified),
             so the validation loss is measured on tracks the network has not trained on. Without
-            groups, rows are held out one by one. ``evaluation.fit_model`` passes the track groups on
-            windowed data (through scikit-learn's metadata routing inside pipelines and stacks).
+            groups, or when every group is a single row (then holding out groups is holding out rows),
+            rows are held out one by one. The network requests ``groups`` in scikit-learn's metadata
+            routing, so pipelines, stacks, cross-validations and searches hand it the track groups.
 
         Raises
         ------
@@ -268,7 +271,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         """Training rows, their labels, and the stratified held-out (X, y) for early stopping or None."""
         if self.validation_fraction is None:
             return X, y, None
-        if groups is not None:
+        if groups is not None and len(np.unique(groups)) < len(groups):
             return self._split_groups(X, y, groups, seed)
         # At least one row per class, so a small CV fold still gets a stratified validation set.
         n_validation = max(math.ceil(self.validation_fraction * len(y)), len(self.classes_))

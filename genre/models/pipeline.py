@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from sklearn import config_context
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 
@@ -24,12 +25,21 @@ class SingleThreadedPipeline(Pipeline):
 
     The model ``make_model`` returns, so every path that trains or applies one (cross-validation, a
     search, the served model, a test's reference) computes the same bits whatever the machine's thread
-    count or ``n_jobs`` (see ``genre.threads``). Everything else is ``Pipeline``'s.
+    count or ``n_jobs`` (see ``genre.threads``). ``fit`` routes metadata (the track ``groups``) to the
+    steps that request it whether or not the caller enabled scikit-learn's routing. Everything else is
+    ``Pipeline``'s.
     """
 
     def fit(self, X: Any, y: Any = None, **params: Any) -> SingleThreadedPipeline:
-        """``Pipeline.fit`` with one thread per pool."""
-        with single_threaded():
+        """``Pipeline.fit`` with one thread per pool, ``params`` routed to the steps that request them.
+
+        ``groups`` (the rows' tracks) is information about the rows rather than an instruction: steps
+        that request it (a stack's inner folds, a network's early stopping) get it through scikit-learn's
+        metadata routing, and a pipeline none of whose steps needs it (``knn``) fits without it.
+        """
+        with single_threaded(), config_context(enable_metadata_routing=True):
+            if "groups" in params and not self.get_metadata_routing().consumes("fit", ["groups"]):
+                params = {key: value for key, value in params.items() if key != "groups"}
             return super().fit(X, y, **params)
 
     @available_if(_final_estimator_has("predict"))

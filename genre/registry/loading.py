@@ -76,6 +76,6 @@ def predict_files(
         try:
             answer = classifier.predict_audio([data], names=[path])
         except GenreError as exc:
-            yield path, str(exc).removeprefix(f"{path}: ")
+            yield path, exc.detail
             continue
         yield path, answer.iloc[0].to_dict()

@@ -33,7 +33,7 @@ from genre.errors import RegistryError
 from genre.evaluation import SCORES
 from genre.serving import log_serving_model, windowing
 from genre.settings import CHALLENGER, CHAMPION, EXPERIMENT, PREVIOUS
-from genre.tracking import configure_tracking
+from genre.tracking import configure_tracking, tracked_run
 
 __all__ = [
     "MODEL_CARD_TEMPLATE",
@@ -164,7 +164,7 @@ def register(
         ) from None
     windowed = source.data.params.get("data.windowed", "True") == "True"
     example = _input_example(estimator)
-    with mlflow.start_run(run_name=f"register-{tags['genre.model']}", nested=mlflow.active_run() is not None):
+    with tracked_run(run_name=f"register-{tags['genre.model']}", nested=mlflow.active_run() is not None):
         run = mlflow.active_run()
         mlflow.set_tags({"genre.job": "register", "genre.source_run_id": source.info.run_id})
         mlflow.log_params({"register.name": name, "register.selection": selection})

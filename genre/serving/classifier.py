@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genre.data import numeric_features
 from genre.data.schema import FEATURE_COLUMNS, SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_STEP
 from genre.errors import AudioError, RequestError
 from genre.features import check_clip, gtzan57, load_audio_bytes, warm_up
@@ -259,31 +260,11 @@ class GenreClassifier:
 
 def _finite_features(request: pd.DataFrame) -> pd.DataFrame:
     """The 57 features as float64 in canonical order, or a ``RequestError`` quoting the first bad cells."""
-    table = request.loc[:, list(FEATURE_COLUMNS)]
-    kinds = table.dtypes.map(lambda dtype: getattr(dtype, "kind", "O"))
-    if kinds.isin(["f", "i", "u"]).all():
-        values = table.to_numpy(dtype=np.float64)
-        text = None
-    else:  # in-process callers may send strings; the server has already refused them
-        text = table.astype(object)
-        values = np.column_stack(
-            [
-                np.full(len(table), np.nan)  # True is not a tempo
-                if column.dtype.kind == "b"
-                else pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-                for _, column in table.items()
-            ]
-        )
-    bad = ~np.isfinite(values)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        cells = [
-            f"row {row}, column {FEATURE_COLUMNS[col]}: "
-            f"{(text.iat[row, col] if text is not None else values[row, col])!r}"
-            for row, col in zip(rows[:_REPORTED], cols[:_REPORTED], strict=True)
-        ]
-        more = f" and {len(rows) - _REPORTED} more" if len(rows) > _REPORTED else ""
-        raise RequestError(f"{len(rows)} feature value(s) are not finite numbers: {'; '.join(cells)}{more}")
+    values, bad, first = numeric_features(request, limit=_REPORTED)
+    if bad:
+        cells = [f"row {row}, column {column}: {value!r}" for row, column, value in first]
+        more = f" and {bad - len(first)} more" if bad > len(first) else ""
+        raise RequestError(f"{bad} feature value(s) are not finite numbers: {'; '.join(cells)}{more}")
     return pd.DataFrame(values, columns=list(FEATURE_COLUMNS))
 
 

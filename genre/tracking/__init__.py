@@ -4,7 +4,15 @@
 end KILLED on an interrupt; ``records`` logs a dataset, a model's parameters, its curves and the model.
 """
 
-from genre.tracking.records import log_dataset, log_fitted, log_history, model_params
+from genre.tracking.records import (
+    log_dataset,
+    log_fitted,
+    log_history,
+    log_series,
+    loggable,
+    model_params,
+    plain,
+)
 from genre.tracking.store import DEFAULT_TRACKING_URI, configure_tracking, tracked_run
 
 __all__ = [
@@ -13,6 +21,9 @@ __all__ = [
     "log_dataset",
     "log_fitted",
     "log_history",
+    "log_series",
+    "loggable",
     "model_params",
+    "plain",
     "tracked_run",
 ]

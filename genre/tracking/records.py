@@ -6,13 +6,16 @@ Every job logs these the same way, so runs of different jobs compare column for 
 from __future__ import annotations
 
 import tempfile
+import time
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FunctionType
 from typing import Any
 
 import mlflow
 from mlflow.data.pandas_dataset import from_pandas
+from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
@@ -21,7 +24,9 @@ from genre import settings
 from genre.data import Dataset
 from genre.evaluation import reports
 
-__all__ = ["log_dataset", "log_fitted", "log_history", "model_params"]
+__all__ = ["log_dataset", "log_fitted", "log_history", "log_series", "loggable", "model_params", "plain"]
+
+_BATCH = 1000  # metrics per log_batch request, MLflow's limit
 
 
 def log_dataset(dataset: Dataset, *, context: str = "training") -> None:
@@ -43,22 +48,46 @@ def log_dataset(dataset: Dataset, *, context: str = "training") -> None:
     mlflow.log_params(dataset.summary())
 
 
-def model_params(model: Pipeline) -> dict[str, Any]:
-    """The estimator's effective hyperparameters as loggable scalars, prefixed ``model.``.
+def plain(value: Any) -> Any:
+    """A parameter value as configurations and run params spell it: a function by its name."""
+    return value.__name__ if isinstance(value, FunctionType) else value
 
-    Nested estimators are expanded by scikit-learn's ``get_params(deep=True)``; estimator objects
-    themselves (not loggable) are skipped, their parameters are listed individually. A function value
-    (``weights=inverse_square``) is logged by its name, the name a configuration uses for it.
+
+def loggable(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar ``params`` (functions by name), in key order: what a run can log as parameters.
+
+    Estimator objects among them (a stack's members) are left out; ``get_params(deep=True)`` lists their
+    own parameters individually.
     """
-    params = model.get_params(deep=True)
-    loggable = {
-        key: value.__name__ if isinstance(value, FunctionType) else value for key, value in params.items()
-    }
+    spelled = {key: plain(value) for key, value in sorted(params.items())}
     return {
-        f"model.{key}": value
-        for key, value in sorted(loggable.items())
+        key: value
+        for key, value in spelled.items()
         if value is None or isinstance(value, (str, int, float, bool))
     }
+
+
+def model_params(model: Pipeline) -> dict[str, Any]:
+    """The estimator's effective hyperparameters as loggable scalars, prefixed ``model.``."""
+    return {f"model.{key}": value for key, value in loggable(model.get_params(deep=True)).items()}
+
+
+def log_series(series: Mapping[str, Sequence[float]], *, run_id: str | None = None) -> None:
+    """Metrics with one value per fold or per epoch, at steps 1..n, in as few requests as MLflow takes.
+
+    Step 0 is left to the run's summary metrics (``cv_accuracy_mean``...), which MLflow links to the
+    model logged in the run. ``run_id`` defaults to the active run. MLflow takes 1000 metrics a call.
+    """
+    run_id = run_id or mlflow.active_run().info.run_id
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(key, float(value), now, step)
+        for key, values in series.items()
+        for step, value in enumerate(values, start=1)
+    ]
+    client = mlflow.MlflowClient()
+    for start in range(0, len(metrics), _BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
 
 
 def log_history(fitted: Pipeline, model_name: str) -> None:
@@ -66,9 +95,7 @@ def log_history(fitted: Pipeline, model_name: str) -> None:
     history = getattr(fitted[-1], "history_", None)
     if not history:
         return
-    for key, values in history.items():
-        for epoch, value in enumerate(values):
-            mlflow.log_metric(f"epoch_{key}", float(value), step=epoch)
+    log_series({f"epoch_{key}": values for key, values in history.items()})
     stopped = getattr(fitted[-1], "stopped_epoch_", None)
     if stopped is not None:
         mlflow.log_metric("stopped_epoch", int(stopped))

@@ -37,12 +37,14 @@ def configure_tracking(experiment: str | None = None) -> str:
 
 
 @contextmanager
-def tracked_run(**kwargs: object) -> Iterator[mlflow.ActiveRun]:
+def tracked_run(*, keep_open: bool = False, **kwargs: object) -> Iterator[mlflow.ActiveRun]:
     """``mlflow.start_run(**kwargs)`` that ends an interrupted run as KILLED rather than FAILED.
 
-    ``mlflow.start_run`` marks every exception FAILED; a search stopped by Ctrl-C or ``kill`` (the CLI
-    turns SIGTERM into ``KeyboardInterrupt``) was killed, and the UI should say so. Children finished
-    before the interruption keep their FINISHED status.
+    Every run genre opens goes through here. ``mlflow.start_run`` marks every exception FAILED; a job
+    stopped by Ctrl-C or ``kill`` (the CLI turns SIGTERM into ``KeyboardInterrupt``) was killed, and the
+    UI should say so. Children finished before the interruption keep their FINISHED status. With
+    ``keep_open`` a block that ends normally leaves the run RUNNING (an Optuna study's parent, which its
+    trials, in any worker, name explicitly).
     """
     run = mlflow.start_run(**kwargs)
     try:
@@ -53,4 +55,4 @@ def tracked_run(**kwargs: object) -> Iterator[mlflow.ActiveRun]:
     except BaseException:
         mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
         raise
-    mlflow.end_run()
+    mlflow.end_run(RunStatus.to_string(RunStatus.RUNNING if keep_open else RunStatus.FINISHED))

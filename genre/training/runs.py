@@ -7,7 +7,7 @@ the same things under the same names, so the MLflow UI compares them side by sid
   (``cv.*``). The prefixes keep them apart from the raw values ``mlflow run`` logs under the MLproject
   parameter names, which MLflow would refuse to see logged again with another spelling;
 * tags: ``genre.model``, ``genre.protocol`` and what the protocol measures;
-* metrics: ``cv_<score>`` per fold (step = fold), ``cv_<score>_mean`` / ``_std``, ``test_<score>`` when
+* metrics: ``cv_<score>`` per fold (steps 1..k), ``cv_<score>_mean`` / ``_std``, ``test_<score>`` when
   the protocol has a held-out set, and for the MLP ``epoch_<loss|accuracy|...>`` (step = epoch);
 * artifacts: ``confusion_matrix.png``, ``classification_report.{json,txt}``, ``cv_folds.csv``, the MLP's
   ``training_curves.png``, and the fitted model (trained on all training rows) under ``model``.
@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline
 from genre import models
 from genre.data import Dataset
 from genre.evaluation import PROTOCOLS, Evaluation, evaluate, fit_model, reports
-from genre.tracking import log_dataset, log_fitted, log_history, model_params
+from genre.tracking import log_dataset, log_fitted, log_history, log_series, model_params, tracked_run
 
 __all__ = ["TrainResult", "train_run"]
 
@@ -50,6 +50,7 @@ def train_run(
     protocol: str = "grouped",
     n_splits: int = 10,
     seed: int = 0,
+    n_jobs: int = 1,
     log_model: bool = True,
     tags: Mapping[str, str] | None = None,
     documents: Mapping[str, Any] | None = None,
@@ -59,10 +60,11 @@ def train_run(
     Opens a run (nested under the active one, if any). The model and its parameters are validated
     before any training, so a bad option fails in a second with a ``ConfigError``. ``tags`` are added
     to the run's, and each of ``documents`` (file name -> JSON-able value) is logged as a JSON
-    artifact: how callers record where a model's parameters came from.
+    artifact: how callers record where a model's parameters came from. ``n_jobs`` folds are fitted at
+    once, each in its own process; the numbers do not depend on it.
     """
     model = models.make_model(model_name, dict(params or {}), random_state=seed)
-    with mlflow.start_run(run_name=f"{model_name}-{protocol}", nested=mlflow.active_run() is not None) as run:
+    with tracked_run(run_name=f"{model_name}-{protocol}", nested=mlflow.active_run() is not None) as run:
         mlflow.set_tags(
             {
                 "genre.job": "train",  # callers' tags (tune_stacking's) replace it
@@ -81,7 +83,7 @@ def train_run(
             mlflow.log_dict(document, name)
         log_dataset(dataset)
 
-        evaluation = evaluate(model, dataset, protocol, n_splits=n_splits, seed=seed)
+        evaluation = evaluate(model, dataset, protocol, n_splits=n_splits, seed=seed, n_jobs=n_jobs)
         _log_evaluation(evaluation, dataset, title=f"{model_name} ({protocol})")
 
         train = dataset.subset(evaluation.train_rows)
@@ -93,10 +95,8 @@ def train_run(
 
 
 def _log_evaluation(evaluation: Evaluation, dataset: Dataset, *, title: str) -> None:
-    for row in evaluation.folds.itertuples(index=False):
-        fold = int(row.fold)
-        for name in evaluation.folds.columns.drop("fold"):
-            mlflow.log_metric(f"cv_{name}", float(getattr(row, name)), step=fold)
+    folds = evaluation.folds.drop(columns="fold")
+    log_series({f"cv_{name}": folds[name].tolist() for name in folds.columns})
     mlflow.log_metrics(evaluation.summary())
     what = "held-out test" if evaluation.test is not None else "out-of-fold predictions"
     with tempfile.TemporaryDirectory() as tmp:

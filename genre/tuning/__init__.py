@@ -4,20 +4,24 @@ Both strategies read a validated ``SearchConfig`` (``configs``, the YAML files o
 score candidates with the same track-grouped folds, so a search never picks hyperparameters on windows of
 tracks it also trains on. ``grid`` and ``study`` run the searches, ``runs`` records one as a parent run
 with a child per candidate or trial, ``nested`` scores a whole search on tracks it never saw, and
-``stack_sources`` builds the stack from earlier tuning runs.
+``stack_sources`` builds the stack from earlier tuning runs. ``searches`` holds whole procedures as
+estimators, so ``nested`` CV is ``cross_validate`` of a search.
 """
 
 from genre.tuning.configs import SearchConfig, load_search_config, resolve_config_path, suggest
 from genre.tuning.grid import LiveGridSearchCV, grid_search
-from genre.tuning.nested import nested_cv, search_builder, stack_builder
+from genre.tuning.nested import nested_cv
 from genre.tuning.records import SearchResult
 from genre.tuning.runs import tune_grid_run, tune_optuna_run
+from genre.tuning.searches import StudySearchCV, TunedStackCV, grid_search_cv, search_estimator
 from genre.tuning.stack_sources import STACK_BASES, best_tuning_run, tuned_stack_params
 from genre.tuning.study import HEARTBEAT_SECONDS, TrialSeededSampler, fingerprint, open_study, optimize
 
 __all__ = [
     "HEARTBEAT_SECONDS",
     "STACK_BASES",
+    "StudySearchCV",
+    "TunedStackCV",
     "LiveGridSearchCV",
     "SearchConfig",
     "SearchResult",
@@ -25,13 +29,13 @@ __all__ = [
     "best_tuning_run",
     "fingerprint",
     "grid_search",
+    "grid_search_cv",
     "load_search_config",
     "nested_cv",
     "open_study",
     "optimize",
     "resolve_config_path",
-    "search_builder",
-    "stack_builder",
+    "search_estimator",
     "suggest",
     "tune_grid_run",
     "tune_optuna_run",

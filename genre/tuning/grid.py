@@ -6,15 +6,23 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from sklearn import config_context
 from sklearn.model_selection import GridSearchCV, ParameterGrid
 
 from genre.data import Dataset
-from genre.evaluation import grouped_folds, grouped_validation
+from genre.evaluation import grouped_folds, routed_groups
 from genre.models import check_params, make_model
+from genre.tracking import plain
 from genre.tuning.configs import SearchConfig
-from genre.tuning.records import check_searchable, plain
 
-__all__ = ["LiveGridSearchCV", "best_candidate", "candidate_params", "grid_search", "params_columns"]
+__all__ = [
+    "LiveGridSearchCV",
+    "best_candidate",
+    "candidate_params",
+    "grid_search",
+    "param_grid",
+    "params_columns",
+]
 
 
 class LiveGridSearchCV(GridSearchCV):
@@ -80,29 +88,32 @@ def grid_search(
 ) -> LiveGridSearchCV:
     """Score every candidate of ``config``'s grid with track-grouped ``n_splits``-fold CV.
 
-    The search is not refitted (callers fit the winner with ``evaluation.fit_model``, which keeps a
-    stack's inner folds track-grouped). A candidate that fails to fit scores NaN and the search goes on.
+    The search is not refitted (callers fit the winner with ``evaluation.fit_model``). A candidate that
+    fails to fit scores NaN and the search goes on. The track groups reach the models that request them
+    (a stack's inner folds, a network's early stopping) through metadata routing.
     """
-    check_searchable(config, dataset)
-    estimator = make_model(config.model, config.fixed, random_state=seed, transform=config.transform)
-    grid = [
-        {
-            f"{config.model}__{name}": [check_params(config.model, {name: v})[name] for v in values]
-            for name, values in one.items()
-        }
-        for one in config.grid
-    ]
     search = LiveGridSearchCV(
-        estimator,
-        grid,
+        make_model(config.model, config.fixed, random_state=seed, transform=config.transform),
+        param_grid(config),
         scoring=config.scoring,
         cv=grouped_folds(dataset, n_splits=n_splits, seed=seed),
         refit=False,
         n_jobs=n_jobs,
         on_candidate=on_candidate,
     )
-    with grouped_validation(search, dataset) as params:
-        return search.fit(dataset.X, dataset.y, **params)
+    with config_context(enable_metadata_routing=True):
+        return search.fit(dataset.X, dataset.y, **routed_groups(search, dataset.groups))
+
+
+def param_grid(config: SearchConfig) -> list[dict[str, list[Any]]]:
+    """``config``'s grid for ``GridSearchCV`` of its pipeline: step-prefixed names, aliases resolved."""
+    return [
+        {
+            f"{config.model}__{name}": [check_params(config.model, {name: v})[name] for v in values]
+            for name, values in one.items()
+        }
+        for one in config.grid
+    ]
 
 
 def candidate_params(config: SearchConfig, raw: Mapping[str, Any]) -> dict[str, Any]:

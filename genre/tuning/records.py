@@ -7,7 +7,6 @@ so their parent runs compare side by side.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import FunctionType
 from typing import Any
 
 import mlflow
@@ -15,19 +14,16 @@ import optuna
 import pandas as pd
 
 from genre.data import Dataset
-from genre.errors import ConfigError
 from genre.evaluation import fit_model
 from genre.models import make_model
-from genre.tracking import log_dataset, log_fitted, log_history
+from genre.tracking import log_dataset, log_fitted, log_history, plain
 from genre.tuning.configs import SearchConfig
 
 __all__ = [
     "FINISHED_STATES",
     "SearchResult",
-    "check_searchable",
     "log_search_header",
     "log_search_result",
-    "plain",
 ]
 
 
@@ -43,22 +39,6 @@ class SearchResult:
     best_params: dict[str, Any]
     best_score: float
     table: pd.DataFrame
-
-
-def plain(value: Any) -> Any:
-    """A parameter value as configurations and run params spell it (a function by its name)."""
-    return value.__name__ if isinstance(value, FunctionType) else value
-
-
-def check_searchable(config: SearchConfig, dataset: Dataset) -> None:
-    if config.model == "stacking" and dataset.windowed:
-        # GridSearchCV and the trial loop call fit() directly, so the stack's inner folds would be
-        # row-wise over windows and its meta-learner would learn from leaky out-of-fold predictions.
-        raise ConfigError(
-            f"{config.path}: model: searching the stack's own parameters on windowed data would train its "
-            "meta-learner on windows of tracks it has seen; tune the base models and build the stack "
-            "from their best runs (tune_stacking), or search on one row per track (--windows false)"
-        )
 
 
 def log_search_header(

@@ -19,22 +19,21 @@ from typing import Any
 import mlflow
 import optuna
 import pandas as pd
-from mlflow.entities import RunStatus
 
 from genre.data import Dataset
 from genre.errors import ConfigError
-from genre.tracking import tracked_run
+from genre.tracking import log_series, tracked_run
 from genre.tuning import plots
 from genre.tuning.configs import SearchConfig
 from genre.tuning.grid import best_candidate, candidate_params, grid_search, params_columns
-from genre.tuning.nested import log_nested, search_builder
+from genre.tuning.nested import log_nested
 from genre.tuning.records import (
     FINISHED_STATES,
     SearchResult,
-    check_searchable,
     log_search_header,
     log_search_result,
 )
+from genre.tuning.searches import search_estimator
 from genre.tuning.study import (
     HEARTBEAT_SECONDS,
     create_or_load_study,
@@ -62,7 +61,6 @@ def tune_grid_run(
     With ``outer_splits`` (>= 2) the parent also records the nested CV of the whole search
     (``nested_cv_<score>``): the honest estimate of what the tuned model scores on unseen tracks.
     """
-    check_searchable(config, dataset)
     metric = f"cv_{config.scoring}"
     with tracked_run(run_name=f"tune_grid-{config.model}", nested=mlflow.active_run() is not None) as parent:
         log_search_header(config, dataset, "grid", n_splits=n_splits, seed=seed)
@@ -75,8 +73,7 @@ def tune_grid_run(
             with tracked_run(run_name=f"{config.model}-candidate-{index:03d}", nested=True) as child:
                 mlflow.set_tags({"genre.job": "tune_grid.candidate", "genre.model": config.model})
                 mlflow.log_params({f"model.{k}": v for k, v in params.items()})
-                for fold, value in enumerate(folds):
-                    mlflow.log_metric(metric, float(value), step=fold)
+                log_series({metric: folds})
                 mlflow.log_metrics(
                     {
                         f"{metric}_mean": float(results["mean_test_score"][index]),
@@ -105,8 +102,8 @@ def tune_grid_run(
         )
         mlflow.MlflowClient().set_tag(children[best], "genre.best", "true")
         if outer_splits:
-            build = search_builder(config, "grid", n_splits=n_splits, seed=seed, n_jobs=n_jobs)
-            log_nested(dataset, build, outer_splits=outer_splits, seed=seed)
+            search = search_estimator(config, "grid", n_splits=n_splits, seed=seed, n_jobs=n_jobs)
+            log_nested(dataset, search, outer_splits=outer_splits, seed=seed)
         log_search_result(
             config, dataset, result, children[best], seconds=seconds, seed=seed, log_model=log_model
         )
@@ -147,7 +144,6 @@ def tune_optuna_run(
     for each invocation is filed under the parent as a ``worker``. ``outer_splits`` adds the nested CV
     of the search, as for ``tune_grid_run`` (inner studies are in memory, ``n_trials`` each).
     """
-    check_searchable(config, dataset)
     launcher = os.environ.pop("MLFLOW_RUN_ID", None)  # else the next start_run() would adopt it
     study, created = create_or_load_study(
         config,
@@ -201,10 +197,10 @@ def tune_optuna_run(
         if best_child:
             client.set_tag(best_child, "genre.best", "true")
         if outer_splits:
-            build = search_builder(
+            search = search_estimator(
                 config, "optuna", n_splits=n_splits, seed=seed, n_trials=n_trials, timeout=timeout
             )
-            log_nested(dataset, build, outer_splits=outer_splits, seed=seed)
+            log_nested(dataset, search, outer_splits=outer_splits, seed=seed)
         counts = {state.name.lower(): 0 for state in optuna.trial.TrialState}
         for trial in study.trials:
             counts[trial.state.name.lower()] += 1
@@ -234,11 +230,10 @@ def _open_parent(
     explicitly, so worker threads and processes need no shared active-run state, and only the process
     that finishes the study closes it.
     """
-    run = mlflow.start_run(run_name=f"tune_optuna-{config.model}")
-    study.set_user_attr("mlflow_run_id", run.info.run_id)
-    log_search_header(config, dataset, "optuna", n_splits=n_splits, seed=seed)
-    mlflow.log_params({"tune.study": study.study_name, "tune.storage": redacted(storage)})
-    mlflow.end_run(RunStatus.to_string(RunStatus.RUNNING))  # leave it open for the trials
+    with tracked_run(run_name=f"tune_optuna-{config.model}", keep_open=True) as run:  # open for the trials
+        study.set_user_attr("mlflow_run_id", run.info.run_id)
+        log_search_header(config, dataset, "optuna", n_splits=n_splits, seed=seed)
+        mlflow.log_params({"tune.study": study.study_name, "tune.storage": redacted(storage)})
     return run.info.run_id
 
 

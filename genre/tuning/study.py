@@ -19,18 +19,16 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-from mlflow.entities import Metric
 from sklearn.base import clone
-from sklearn.metrics import get_scorer
 from sklearn.pipeline import Pipeline
 
 from genre.data import Dataset
 from genre.errors import ConfigError
-from genre.evaluation import fit_model, grouped_folds
+from genre.evaluation import cross_validate_groups, grouped_folds
 from genre.models import make_model
-from genre.tracking import tracked_run
+from genre.tracking import log_series, loggable, tracked_run
 from genre.tuning.configs import SearchConfig, suggest
-from genre.tuning.records import FINISHED_STATES, check_searchable, plain
+from genre.tuning.records import FINISHED_STATES
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -276,7 +274,6 @@ def optimize(
     the search goes on (it does not count towards ``n_trials``; after ``n_trials`` failures this call
     gives up). Returns how many trials this call ran.
     """
-    check_searchable(config, dataset)
     folds = grouped_folds(dataset, n_splits=n_splits, seed=seed)
     worker = worker_id()
 
@@ -347,7 +344,7 @@ def _trial(
         },
     ) as child:
         trial.set_user_attr("mlflow_run_id", child.info.run_id)
-        mlflow.log_params({f"model.{k}": plain(v) for k, v in params.items()})
+        mlflow.log_params({f"model.{k}": v for k, v in loggable(params).items()})
         try:
             mean, per_fold, networks = _cross_validate_trial(trial, config, model, dataset, folds)
         except optuna.TrialPruned as pruned:
@@ -359,17 +356,11 @@ def _trial(
             mlflow.set_tag("genre.error", f"{type(error).__name__}: {error}"[:4000])
             raise
         metric = f"cv_{config.scoring}"
-        for fold, value in enumerate(per_fold):
-            mlflow.log_metric(metric, value, step=fold)
-        for fold, network in enumerate(networks):
-            mlflow.log_metric("stopped_epoch", network.stopped_epoch_, step=fold)
-        if networks:  # the first fold's learning curves, one batch of metrics
-            curves = [
-                Metric(f"epoch_{key}", float(value), int(time.time() * 1000), epoch)
-                for key, values in networks[0].history_.items()
-                for epoch, value in enumerate(values, start=1)
-            ]
-            mlflow.MlflowClient().log_batch(child.info.run_id, metrics=curves)
+        series = {metric: per_fold}
+        if networks:  # where each fold stopped, and the first fold's learning curves
+            series["stopped_epoch"] = [network.stopped_epoch_ for network in networks]
+            series.update({f"epoch_{key}": values for key, values in networks[0].history_.items()})
+        log_series(series, run_id=child.info.run_id)
         mlflow.log_metrics({f"{metric}_mean": mean, f"{metric}_std": float(np.std(per_fold))})
         mlflow.set_tag("optuna.state", "COMPLETE")
     return mean
@@ -389,20 +380,20 @@ def _cross_validate_trial(
     network learns worse than earlier trials' did at the same point. Other models report their running
     mean score after each fold.
     """
-    scorer = get_scorer(config.scoring)
     network = config.model == "nn"
     epochs = model[-1].get_params()["epochs"] if network else 0
     per_fold: list[float] = []
     networks: list[Any] = []
-    for fold, (train, test) in enumerate(folds):
+    for fold, split in enumerate(folds):  # one fold at a time, so a trial can be pruned between folds
         candidate = clone(model)
         if network:
             candidate.set_params(nn__epoch_callback=_pruning_callback(trial, offset=fold * epochs))
-        fitted = fit_model(candidate, dataset.subset(train))
-        held_out = dataset.subset(test)
-        per_fold.append(float(scorer(fitted, held_out.X, held_out.y)))
+        result = cross_validate_groups(
+            candidate, dataset.X, dataset.y, dataset.groups, [split], scoring=config.scoring
+        )
+        per_fold.append(float(result["test_score"][0]))
         if network:
-            networks.append(fitted[-1])
+            networks.append(result["estimator"][0][-1])
         else:
             trial.report(float(np.mean(per_fold)), step=fold)
             if trial.should_prune():

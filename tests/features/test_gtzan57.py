@@ -84,11 +84,13 @@ def clip(request) -> tuple[str, dict[str, float]]:
     return request.param, gtzan57.extract_features(y)
 
 
+@pytest.mark.gtzan
 def test_matches_kaggle_30_sec_rows(clip, kaggle_30):
     stem, ours = clip
     assert _mismatches(ours, kaggle_30.loc[f"{stem}.wav"]) == []
 
 
+@pytest.mark.gtzan
 def test_windows_match_kaggle_3_sec_rows():
     y = audio.load_audio(_clip_path(WINDOW_CLIP))
     rows = gtzan57.extract_windows(y)

@@ -76,6 +76,7 @@ def test_vectorized_svc_decision_function_is_libsvms(kernel, n_classes, shape) -
     assert_array_equal(svc.predict(X), reference.predict(X))
 
 
+@pytest.mark.gtzan
 def test_svm_on_gtzan_predicts_what_libsvm_predicts_and_fits_as_before() -> None:
     """The fast decision function changes neither what fit learns nor the probabilities, on real data."""
     dataset = load_data(require(GTZAN_30))

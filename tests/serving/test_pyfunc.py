@@ -162,6 +162,7 @@ def test_feature_rows_in_any_column_order_match_the_model_in_process(server, sto
     assert "windows" not in body["predictions"][0]
 
 
+@pytest.mark.gtzan
 def test_served_fast_paths_give_the_reference_probabilities_on_gtzan_rows(store):
     """One thread per pool and ``VectorizedSVC`` change no answer: GTZAN's 1000 real feature rows through
     the served classifier, against the stack on libsvm with its default thread pools."""

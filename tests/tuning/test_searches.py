@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import mlflow
 import numpy as np
@@ -15,16 +16,17 @@ from sklearn.model_selection import GridSearchCV
 from genre.data import from_frame
 from genre.data.schema import FEATURE_COLUMNS, GTZAN_GENRES
 from genre.errors import ConfigError
-from genre.evaluation import evaluate, grouped_folds
+from genre.evaluation import evaluate, fit_model, grouped_folds
 from genre.jobs.train import tune_stacking_job
 from genre.models import KNNClassifier, make_model
 from genre.tuning import (
     LiveGridSearchCV,
     best_tuning_run,
+    grid_search,
     load_search_config,
     nested_cv,
     open_study,
-    search_builder,
+    search_estimator,
     tune_grid_run,
     tune_optuna_run,
     tuned_stack_params,
@@ -138,11 +140,23 @@ def test_an_interrupted_grid_keeps_finished_children_and_marks_the_parent_killed
     assert all(c.info.status == "FINISHED" and "cv_accuracy_mean" in c.data.metrics for c in children)
 
 
-def test_a_stack_cannot_be_searched_on_windowed_data(tmp_path, dataset):
+def test_a_stack_can_be_searched_on_windowed_data_and_keeps_tracks_together(tmp_path, dataset):
+    """The stack cuts its own inner folds over tracks, so a grid search may call its fit directly."""
     config = _config(tmp_path, "model: stacking\ngrid: {final_estimator__C: [0.1, 1]}\n")
-    windowed = from_frame(_frame(), source="w.csv", windowed=True)
-    with pytest.raises(ConfigError, match="meta-learner on windows of tracks"):
-        tune_grid_run(config, windowed, n_splits=3)
+    config = replace(
+        config, fixed={"nn__hidden_layers": 1, "nn__units": 8, "nn__epochs": 2, "nn__patience": 1}
+    )
+    frame = _frame(n_per_class=10)
+    windows = pd.concat(
+        [frame.assign(filename=frame["filename"].str.replace(".wav", f".{k}.wav")) for k in range(3)]
+    )
+    windowed = from_frame(windows.reset_index(drop=True), source="w.csv", windowed=True)
+    search = grid_search(config, windowed, n_splits=2)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    stack = fit_model(make_model("stacking", config.fixed), windowed)
+    groups = windowed.groups
+    for train, test in stack[-1].folds_:
+        assert not set(groups[train]) & set(groups[test])
 
 
 SVM_SPACE = "model: svm\nspace:\n  C: {type: float, low: 0.01, high: 100, log: true}\n"
@@ -250,7 +264,7 @@ def test_the_network_is_pruned_on_its_validation_loss(tracking, tmp_path, datase
 
 def test_nested_cv_uses_the_outer_grouped_folds(dataset):
     fixed = make_model("knn", {"n_neighbors": 3})
-    table = nested_cv(dataset, lambda train: fixed, outer_splits=3)
+    table = nested_cv(dataset, fixed, outer_splits=3)
     plain = evaluate(fixed, dataset, "grouped", n_splits=3)
     np.testing.assert_allclose(table["accuracy"], plain.folds["accuracy"])
     assert json.loads(table["params"][0])["n_neighbors"] == 3
@@ -258,14 +272,14 @@ def test_nested_cv_uses_the_outer_grouped_folds(dataset):
 
 def test_nested_cv_of_a_search_picks_from_the_grid(tmp_path, dataset):
     config = _config(tmp_path, "model: knn\ngrid: {n_neighbors: [1, 7]}\n")
-    table = nested_cv(dataset, search_builder(config, "grid", n_splits=3), outer_splits=3)
+    table = nested_cv(dataset, search_estimator(config, "grid", n_splits=3), outer_splits=3)
     assert len(table) == 3
     assert {json.loads(p)["n_neighbors"] for p in table["params"]} <= {1, 7}
     optuna_config = _config(
         tmp_path, "model: knn\nspace: {n_neighbors: {type: int, low: 1, high: 9}}\n", "optuna"
     )
     table = nested_cv(
-        dataset, search_builder(optuna_config, "optuna", n_splits=3, n_trials=2), outer_splits=2
+        dataset, search_estimator(optuna_config, "optuna", n_splits=3, n_trials=2), outer_splits=2
     )
     assert len(table) == 2 and table["accuracy"].between(0, 1).all()
 
@@ -334,9 +348,9 @@ def test_network_trials_log_where_each_fold_stopped_and_the_curve(tracking, tmp_
     (trial,) = _children(result.run_id)
     client = mlflow.MlflowClient()
     stopped = client.get_metric_history(trial.info.run_id, "stopped_epoch")
-    assert sorted(m.step for m in stopped) == [0, 1, 2] and all(1 <= m.value <= 30 for m in stopped)
+    assert sorted(m.step for m in stopped) == [1, 2, 3] and all(1 <= m.value <= 30 for m in stopped)
     curve = client.get_metric_history(trial.info.run_id, "epoch_val_loss")
-    first_fold = next(m.value for m in stopped if m.step == 0)
+    first_fold = next(m.value for m in stopped if m.step == 1)
     assert [m.step for m in sorted(curve, key=lambda m: m.step)] == list(range(1, int(first_fold) + 1))
     # The winner refitted on all rows: its stopping epoch and curves on the parent.
     parent_artifacts = {a.path for a in client.list_artifacts(result.run_id)}
