@@ -9,11 +9,12 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
 
-from genre.data.schema import SAMPLE_RATE
+from genre.data.schema import FEATURE_COLUMNS, SAMPLE_RATE
 from genre.models import make_model
 from tests.conftest import GTZAN_30, require
 
@@ -21,14 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())
 
 
-def _mlflow_run(entry_point: str, tracking: str, **params: object) -> subprocess.CompletedProcess:
+def _mlflow_run(
+    entry_point: str, tracking: str, *, experiment: str | None = None, **params: object
+) -> subprocess.CompletedProcess:
     bin_dir = str(Path(sys.executable).parent)  # mlflow and genre as installed beside this interpreter
-    env = {
-        **os.environ,
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "MLFLOW_TRACKING_URI": tracking,
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_EXPERIMENT_")}
+    env.update({"PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "MLFLOW_TRACKING_URI": tracking})
     command = [f"{bin_dir}/mlflow", "run", str(ROOT), "-e", entry_point, "--env-manager", "local"]
+    if experiment:
+        command += ["--experiment-name", experiment]
     for name, value in params.items():
         command += ["-P", f"{name}={value}"]
     return subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=600)
@@ -38,7 +40,7 @@ def _mlflow_run(entry_point: str, tracking: str, **params: object) -> subprocess
 def test_knn_entry_point_on_the_real_csv(tracking):
     done = _mlflow_run("knn", tracking, data=require(GTZAN_30), folds=3, n_neighbors=7, leaf_size=20)
     assert done.returncode == 0, done.stderr[-2000:]
-    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    (run,) = mlflow.search_runs(experiment_names=["genre"], output_format="list")
     params = run.data.params
     assert params["n_neighbors"] == "7"  # logged by mlflow run, as given
     assert params["model.knn__n_neighbors"] == "7" and params["model.knn__leaf_size"] == "20"  # as used
@@ -55,7 +57,7 @@ def test_extract_features_entry_point(tracking, tmp_path):
     out = tmp_path / "features.csv"
     done = _mlflow_run("extract_features", tracking, data=tmp_path / "audio", out=out)
     assert done.returncode == 0, done.stderr[-2000:]
-    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    (run,) = mlflow.search_runs(experiment_names=["genre"], output_format="list")
     assert run.info.status == "FINISHED"
     assert run.data.metrics["files_done"] == 1 and run.data.metrics["files_failed"] == 1
     assert out.exists()
@@ -95,7 +97,7 @@ def test_tune_grid_entry_point_nests_candidates_under_one_parent(tracking, tmp_p
     config.write_text("model: knn\ngrid: {n_neighbors: [3, 7], p: [1, 2]}\n")
     done = _mlflow_run("tune_grid", tracking, config=config, data=require(GTZAN_30), folds=3)
     assert done.returncode == 0, done.stderr[-2000:]
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    runs = mlflow.search_runs(experiment_names=["genre"], output_format="list")
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 4 and parent.data.tags["genre.job"] == "tune_grid"
@@ -117,7 +119,7 @@ def test_tune_optuna_entry_point_resumes_its_study(tracking, tmp_path):
             folds=3,
         )
         assert done.returncode == 0, done.stderr[-2000:]
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")  # workers sit in Default
     trials = [r for r in runs if r.data.tags.get("genre.job") == "tune_optuna.trial"]
     (parent,) = [r for r in runs if r.data.tags.get("genre.job") == "tune_optuna"]
     assert len(trials) == 3 and {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
@@ -138,3 +140,32 @@ def test_conda_env_pins_what_pyproject_pins() -> None:
     pip = next(dep["pip"] for dep in conda["dependencies"] if isinstance(dep, dict))
     assert sorted(dep for dep in pip if dep != "-e .") == sorted(pyproject["dependencies"])
     assert python == ["python=3.11"] and "-e ." in pip
+
+
+def _small_csv(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame(rng.normal(size=(24, len(FEATURE_COLUMNS))), columns=list(FEATURE_COLUMNS))
+    rows.insert(0, "filename", [f"t{i}.wav" for i in range(24)])
+    rows["label"] = np.repeat(["a", "b", "c"], 8)
+    rows.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("experiment", [None, "my-experiment"])
+def test_a_model_trained_by_mlflow_run_is_registered_by_mlflow_run(tracking, tmp_path, experiment):
+    """``mlflow run -e knn`` then ``mlflow run -e register``, with or without ``--experiment-name``: both
+    entry points work in the same experiment (``genre`` unless one is named), so register finds the run."""
+    data = _small_csv(tmp_path / "rows.csv")
+    trained = _mlflow_run("knn", tracking, experiment=experiment, data=data, folds=2)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    registered = _mlflow_run("register", tracking, experiment=experiment, model="knn")
+    assert registered.returncode == 0, registered.stderr[-2000:]
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("genre-classifier", "champion")
+    source = client.get_run(version.tags["genre.source_run_id"])
+    assert client.get_experiment(source.info.experiment_id).name == (experiment or "genre")
+    assert source.data.tags["genre.model"] == "knn" and source.info.status == "FINISHED"
+    if experiment is None:  # mlflow run's own runs sit in Default and say where the work went
+        launchers = client.search_runs(["0"])
+        assert source.info.run_id in {run.data.tags.get("genre.run_id") for run in launchers}
+        assert source.data.tags["mlflow.project.entryPoint"] == "knn"  # copied from the launcher

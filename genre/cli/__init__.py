@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -33,7 +34,8 @@ COMMANDS: dict[
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre", description="Music genre classification experiments.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level, MLflow's lines too")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress or notes, only results")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, run) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -66,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
+    # MLflow's own INFO lines (database set-up and migrations, each artifact upload) and its artifact
+    # download bars only with -v: the console shows genre's progress.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if args.verbose else "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", str(args.verbose).lower())
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.run(args)

@@ -6,6 +6,8 @@ import argparse
 
 import yaml
 
+from genre import settings
+
 __all__ = [
     "add_batch_flags",
     "add_data",
@@ -57,8 +59,9 @@ def add_jobs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
         type=whole_number,
-        default=1,
-        help="worker processes for extraction and for cross-validation folds (-1: all cores)",
+        default=settings.default_jobs(),
+        help="worker processes for extraction and for cross-validation folds (default: 2, or 1 on a "
+        "one-core machine; -1: all cores). Results do not depend on it",
     )
 
 

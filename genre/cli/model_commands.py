@@ -28,10 +28,20 @@ def _train_parser(parser: argparse.ArgumentParser, *, with_model: bool = True) -
         help="a model hyperparameter, e.g. --set n_neighbors=7 (any --NAME VALUE left over counts too)",
     )
     add_data(parser)
+    _add_force(parser)
+
+
+def _add_force(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force", action="store_true", help="run again even if a finished run answers the same question"
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
+    from mlflow.entities import Run
+
     from genre.jobs.train import train_job
+    from genre.progress import Progress
 
     result = train_job(
         args.model,
@@ -42,9 +52,15 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         windows=args.windows,
         n_jobs=args.jobs,
+        force=args.force,
+        progress=Progress(quiet=args.quiet),
     )
-    summary = result.evaluation.summary()
-    print(f"run {result.run_id}: {args.model} ({args.protocol})")
+    if isinstance(result, Run):  # reused
+        run_id, metrics = result.info.run_id, result.data.metrics
+        summary = {k: v for k, v in sorted(metrics.items()) if k.startswith(("cv_", "test_")) and "_" in k}
+    else:
+        run_id, summary = result.run_id, result.evaluation.summary()
+    print(f"run {run_id}: {args.model} ({args.protocol})")
     for name, value in summary.items():
         print(f"  {name:28s} {value:.4f}")
     return 0
@@ -53,12 +69,14 @@ def _train(args: argparse.Namespace) -> int:
 def _main_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default="knn,svm,nn,stacking", help="comma-separated models")
     parser.add_argument("--protocols", default="grouped,seed", help="comma-separated protocols")
-    add_data(parser)
+    add_data(parser, folds=5)
+    _add_force(parser)
 
 
 def _main(args: argparse.Namespace) -> int:
     from genre.evaluation import markdown_table
     from genre.jobs.train import main_job
+    from genre.progress import Progress
 
     table = main_job(
         args.data,
@@ -68,6 +86,8 @@ def _main(args: argparse.Namespace) -> int:
         seed=args.seed,
         windows=args.windows,
         n_jobs=args.jobs,
+        force=args.force,
+        progress=Progress(quiet=args.quiet),
     )
     print(markdown_table(table.drop(columns="run_id")))
     return 0

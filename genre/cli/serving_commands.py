@@ -14,7 +14,12 @@ __all__ = ["COMMANDS"]
 
 def _register_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", default="best", help="training run to register, or 'best' (default)")
-    parser.add_argument("--experiment", default=settings.EXPERIMENT, help="where 'best' looks")
+    parser.add_argument(
+        "--experiment",
+        default="current",
+        help="where 'best' looks: an experiment name, or 'current' (default): the one every entry point "
+        f"uses ($MLFLOW_EXPERIMENT_NAME, mlflow run's --experiment-name, else {settings.EXPERIMENT!r})",
+    )
     parser.add_argument("--metric", default="cv_accuracy_mean", help="what 'best' maximises")
     parser.add_argument("--model", default="stacking", help="which model's runs 'best' considers")
     parser.add_argument("--protocol", default="grouped", help="which protocol's runs 'best' considers")
@@ -33,7 +38,7 @@ def _register(args: argparse.Namespace) -> int:
 
     done = register(
         None if args.run_id == "best" else args.run_id,
-        experiment=args.experiment,
+        experiment=None if args.experiment == "current" else args.experiment,
         metric=args.metric,
         model=args.model,
         protocol=args.protocol,

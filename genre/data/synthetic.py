@@ -31,7 +31,7 @@ MANIFEST_NAME = "MANIFEST.json"
 
 
 def generate_dataset(
-    out_dir: str | os.PathLike[str], *, seed: int = 0, clips_per_class: int = 10, windows_per_clip: int = 3
+    out_dir: str | os.PathLike[str], *, seed: int = 0, clips_per_class: int = 8, windows_per_clip: int = 2
 ) -> Path:
     """Write the synthetic dataset under ``out_dir`` and return its ``genres_original``-style root.
 

@@ -18,7 +18,8 @@ own their leak safety (a stack's inner folds, a network's early stopping), so no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +56,10 @@ class Evaluation:
         of every row (``grouped``).
     train_rows : numpy.ndarray
         Rows the final model is trained on: the 80 % (``seed``) or everything (``grouped``).
-    fitted : Pipeline or None
-        The ``seed`` protocol's model, already fitted on ``train_rows`` to score the test; callers
-        reuse it as the final model instead of fitting the same thing twice. None for ``grouped``.
+    fitted : Pipeline
+        The model fitted on ``train_rows``: what the ``seed`` protocol tests, and what a run logs.
+    test_rows : numpy.ndarray or None
+        The held-out rows (``seed`` protocol only).
     """
 
     protocol: str
@@ -66,7 +68,8 @@ class Evaluation:
     y_true: np.ndarray
     y_pred: np.ndarray
     train_rows: np.ndarray
-    fitted: Pipeline | None = None
+    fitted: Pipeline
+    test_rows: np.ndarray | None = None
 
     def summary(self) -> dict[str, float]:
         """``cv_<score>_mean`` / ``_std`` over folds and ``test_<score>``: the run's headline metrics."""
@@ -87,26 +90,30 @@ def evaluate(
     n_splits: int = 10,
     seed: int = 0,
     n_jobs: int = 1,
+    on_fits: Callable[[int], None] | None = None,
 ) -> Evaluation:
-    """Cross-validate (and, for ``seed``, test) an unfitted ``model`` on ``dataset`` under ``protocol``.
+    """Cross-validate (and, for ``seed``, test) an unfitted ``model`` on ``dataset`` under ``protocol``,
+    and fit it on all its training rows.
 
     Every fold fits a fresh clone, so scaling and everything else inside the model's pipeline is
-    learned on training rows only; ``n_jobs`` folds run at once, each in a process of its own.
+    learned on training rows only; ``n_jobs`` folds run at once, each in a process of its own, and the
+    final fit runs in this process beside the last of them. ``on_fits(k)`` is told each time ``k``
+    more fits are done (for progress on the console).
     """
     check_protocols([protocol])
     if protocol == "grouped":
+        train_rows = np.arange(len(dataset.frame))
         folds = grouped_folds(dataset, n_splits=n_splits, seed=seed)
-        fold_scores, oof = _cross_validate(model, dataset, folds, n_jobs=n_jobs)
-        return Evaluation(protocol, fold_scores, None, dataset.y, oof, np.arange(len(dataset.frame)))
-
-    train_rows, test_rows = seed_split(dataset, seed=seed)
+    else:
+        train_rows, test_rows = seed_split(dataset, seed=seed)
+        folds = row_folds(dataset.subset(train_rows), n_splits=n_splits, seed=seed)
     train = dataset.subset(train_rows)
-    folds = row_folds(train, n_splits=n_splits, seed=seed)
-    fold_scores, _ = _cross_validate(model, train, folds, n_jobs=n_jobs)
+    fold_scores, oof, fitted = _cross_validate(model, train, folds, n_jobs=n_jobs, on_fits=on_fits)
+    if protocol == "grouped":
+        return Evaluation(protocol, fold_scores, None, dataset.y, oof, train_rows, fitted)
     test = dataset.subset(test_rows)
-    fitted = fit_model(model, train)
     predicted, test_scores = score_fold(fitted, test)
-    return Evaluation(protocol, fold_scores, test_scores, test.y, predicted, train_rows, fitted)
+    return Evaluation(protocol, fold_scores, test_scores, test.y, predicted, train_rows, fitted, test_rows)
 
 
 def fit_model(model: BaseEstimator, dataset: Dataset) -> Any:
@@ -173,13 +180,31 @@ def score_fold(fitted: ClassifierMixin, test: Dataset) -> tuple[np.ndarray, dict
 
 
 def _cross_validate(
-    model: Pipeline, dataset: Dataset, folds: Folds, *, n_jobs: int
-) -> tuple[pd.DataFrame, np.ndarray]:
-    result = cross_validate_groups(model, dataset.X, dataset.y, dataset.groups, folds, n_jobs=n_jobs)
+    model: Pipeline, dataset: Dataset, folds: Folds, *, n_jobs: int, on_fits: Callable[[int], None] | None
+) -> tuple[pd.DataFrame, np.ndarray, Any]:
+    """Per-fold scores, out-of-fold predictions, and ``model`` fitted on all of ``dataset``.
+
+    With ``on_fits``, ``n_jobs`` folds run at a time, so that progress can be told after each group of
+    folds (all folds at once otherwise). The fit on all rows runs on a thread of this process while the
+    last group of folds runs in the worker processes: the last group often leaves a core idle.
+    """
+    folds = list(folds)
+    step = max(n_jobs, 1) if on_fits is not None else len(folds)
     rows = []
     out_of_fold = np.empty(len(dataset.frame), dtype=object)
-    for fold, (fitted, test) in enumerate(zip(result["estimator"], result["indices"]["test"], strict=True)):
-        predicted, scores = score_fold(fitted, dataset.subset(test))
-        out_of_fold[test] = predicted
-        rows.append({"fold": fold, **scores})
-    return pd.DataFrame(rows), out_of_fold
+    with ThreadPoolExecutor(max_workers=1) as final:
+        for first in range(0, len(folds), step):
+            some = folds[first : first + step]
+            if first + step >= len(folds):
+                final_fit = final.submit(fit_model, model, dataset)
+            result = cross_validate_groups(model, dataset.X, dataset.y, dataset.groups, some, n_jobs=n_jobs)
+            for fold, (estimator, (_, test)) in enumerate(zip(result["estimator"], some, strict=True), first):
+                predicted, scores = score_fold(estimator, dataset.subset(test))
+                out_of_fold[test] = predicted
+                rows.append({"fold": fold, **scores})
+            if on_fits is not None:
+                on_fits(len(some))
+        fitted = final_fit.result()
+    if on_fits is not None:
+        on_fits(1)
+    return pd.DataFrame(rows), out_of_fold, fitted

@@ -131,7 +131,8 @@ def extract_paths(
     outcomes = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     rows: list[dict[str, object]] = []
     failures: list[dict[str, str]] = []
-    for file_rows, failure in tqdm(outcomes, total=len(files), disable=not progress, unit="file"):
+    bar = tqdm(outcomes, total=len(files), disable=not progress, unit="file", desc="extracting features")
+    for file_rows, failure in bar:
         rows.extend(file_rows)
         if failure:
             failures.append(failure)

@@ -18,21 +18,23 @@ from genre.features.extraction import extract_paths
 __all__ = ["embedded_audio", "load_data", "resolve_audio_paths"]
 
 
-def load_data(spec: str | Path, *, windows: bool = True, seed: int = 0, n_jobs: int = 1) -> Dataset:
+def load_data(
+    spec: str | Path, *, windows: bool = True, seed: int = 0, n_jobs: int = 1, progress: bool = False
+) -> Dataset:
     """Resolve ``spec``: ``"embedded"``, a feature CSV, or an audio folder.
 
-    Audio is extracted as 3-second windows when ``windows`` is true, else one row per file. ``seed`` only
-    matters for the embedded dataset.
+    Audio is extracted as 3-second windows when ``windows`` is true, else one row per file, with a
+    progress bar on stderr when ``progress``. ``seed`` only matters for the embedded dataset.
     """
     if str(spec) == EMBEDDED:
         root = embedded_audio(seed)
-        result = extract_paths([root], windows=windows, n_jobs=n_jobs)
+        result = extract_paths([root], windows=windows, n_jobs=n_jobs, progress=progress)
         result.raise_if_empty()
         return from_frame(result.features, source=str(root), name=f"{EMBEDDED}-seed{seed}", windowed=windows)
 
     path = Path(spec)
     if path.is_dir():
-        result = extract_paths([path], windows=windows, n_jobs=n_jobs)
+        result = extract_paths([path], windows=windows, n_jobs=n_jobs, progress=progress)
         result.raise_if_empty()
         return from_frame(result.features, source=str(path), windowed=windows)
     if path.suffix.lower() == ".csv" or path.is_file():

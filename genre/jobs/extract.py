@@ -12,7 +12,6 @@ from pathlib import Path
 from genre.data import from_frame
 from genre.errors import DataError
 from genre.features import ExtractionResult, extract_paths, resolve_audio_paths
-from genre.settings import EXPERIMENT
 
 __all__ = ["extract_job"]
 
@@ -67,7 +66,7 @@ def _log_extraction(
 
     from genre.tracking import configure_tracking, log_dataset, tracked_run
 
-    configure_tracking(EXPERIMENT)
+    configure_tracking()
     with tracked_run(run_name="extract_features"):
         mlflow.set_tags({"genre.job": "extract_features"})
         mlflow.log_params(

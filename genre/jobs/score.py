@@ -10,7 +10,6 @@ import pandas as pd
 
 from genre.batch import DEFAULT_MASTER, BatchResult, score_batch
 from genre.features import resolve_audio_paths
-from genre.settings import EXPERIMENT
 from genre.tracking import configure_tracking, tracked_run
 
 __all__ = ["score_job"]
@@ -39,7 +38,7 @@ def score_job(
         model_uri, paths, out, audio=audio, id_column=id_column, master=master, overwrite=overwrite
     )
     if track:
-        configure_tracking(EXPERIMENT)
+        configure_tracking()
         with tracked_run(run_name="score"):
             mlflow.set_tags({"genre.job": "score"})
             mlflow.log_params(

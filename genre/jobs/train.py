@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
-import tempfile
-import time
+import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Run
 
 from genre.data import EMBEDDED, Dataset
-from genre.evaluation import check_protocols, markdown_table
+from genre.evaluation import check_protocols
 from genre.features import load_data
-from genre.models import MODEL_NAMES, make_model
-from genre.settings import EXPERIMENT
-from genre.tracking import configure_tracking, log_dataset, tracked_run
-from genre.training import TrainResult, train_run
+from genre.models import MODEL_NAMES, import_keras, make_model
+from genre.progress import Progress
+from genre.tracking import configure_tracking, finished_run, run_key
+from genre.training import TrainResult, compare, train_run
 from genre.tuning import tuned_stack_params
 
 __all__ = ["main_job", "train_job", "tune_stacking_job"]
@@ -36,18 +37,35 @@ def train_job(
     seed: int = 0,
     windows: bool = True,
     n_jobs: int = 1,
-) -> TrainResult:
+    force: bool = False,
+    progress: Progress | None = None,
+) -> TrainResult | Run:
     """The ``knn``, ``svm``, ``nn`` and ``stacking`` entry points: train and record one model.
 
     The model and its ``params`` are checked before the data is even loaded, so an unknown option or an
-    impossible value fails at once with a ``ConfigError``.
+    impossible value fails at once with a ``ConfigError``. A finished run of the same model, parameters,
+    data and code is returned instead of training again (unless ``force``).
     """
     make_model(model_name, params, random_state=seed)
     check_protocols([protocol])
-    configure_tracking(EXPERIMENT)
-    dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
+    progress = progress or Progress(quiet=True)
+    dataset = _load_and_configure(data, windows=windows, seed=seed, n_jobs=n_jobs, progress=progress)
+    question = {"model": model_name, "params": dict(params or {}), "protocol": protocol, "folds": n_splits}
+    key = run_key("train", {**question, "seed": seed}, dataset)
+    if not force and (previous := finished_run(key)) is not None:
+        progress.note(_reused(previous))
+        return previous
+    _import_tensorflow_for([model_name])
     return train_run(
-        model_name, dataset, params=params, protocol=protocol, n_splits=n_splits, seed=seed, n_jobs=n_jobs
+        model_name,
+        dataset,
+        params=params,
+        protocol=protocol,
+        n_splits=n_splits,
+        seed=seed,
+        n_jobs=n_jobs,
+        tags={"genre.run_key": key},
+        progress=progress,
     )
 
 
@@ -56,66 +74,67 @@ def main_job(
     *,
     models: Sequence[str] = MODEL_NAMES,
     protocols: Sequence[str] = ("grouped", "seed"),
-    n_splits: int = 10,
+    n_splits: int = 5,
     seed: int = 0,
     windows: bool = True,
     n_jobs: int = 1,
+    force: bool = False,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """The README's main command: every model under every protocol, one parent run, a comparison table.
 
-    Each (model, protocol) pair is a nested child run with the full record of ``train_run``; the parent
-    holds the dataset and ``comparison.csv`` / ``comparison.md``, and the table is returned. Default
-    data is the embedded set; protocols default to both, so the leaky ``seed`` figure always stands
-    beside the honest ``grouped`` one.
+    See ``genre.training.comparison``. Default data is the embedded set; protocols default to both, so
+    the leaky ``seed`` figure always stands beside the honest ``grouped`` one. Rerun with the same code,
+    data and parameters, the finished parent run's table is returned and nothing is trained (unless
+    ``force``).
     """
     for name in models:
         make_model(name, random_state=seed)
     check_protocols(protocols)
-    configure_tracking(EXPERIMENT)
-    dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
-    rows = []
-    with tracked_run(run_name="main"):
-        mlflow.set_tags({"genre.job": "main"})
-        mlflow.log_params(
-            {
-                "main.models": ",".join(models),
-                "main.protocols": ",".join(protocols),
-                "cv.seed": seed,
-                "cv.folds": n_splits,
-            }
+    progress = progress or Progress(quiet=True)
+    dataset = _load_and_configure(data, windows=windows, seed=seed, n_jobs=n_jobs, progress=progress)
+    question = {"models": list(models), "protocols": list(protocols), "folds": n_splits, "seed": seed}
+    key = run_key("main", question, dataset)
+    if not force and (previous := finished_run(key)) is not None:
+        progress.note(_reused(previous))
+        return pd.read_csv(
+            mlflow.artifacts.download_artifacts(f"runs:/{previous.info.run_id}/comparison.csv")
         )
-        log_dataset(dataset)
-        for protocol in protocols:
-            for name in models:
-                started = time.perf_counter()
-                result = train_run(
-                    name, dataset, protocol=protocol, n_splits=n_splits, seed=seed, n_jobs=n_jobs
-                )
-                rows.append(_comparison_row(result, dataset, time.perf_counter() - started))
-        table = pd.DataFrame(rows)
-        with tempfile.TemporaryDirectory() as tmp:
-            table.to_csv(Path(tmp) / "comparison.csv", index=False)
-            (Path(tmp) / "comparison.md").write_text(markdown_table(table) + "\n")
-            mlflow.log_artifacts(tmp)
-    return table
+    return compare(
+        dataset,
+        models=models,
+        protocols=protocols,
+        n_splits=n_splits,
+        seed=seed,
+        n_jobs=n_jobs,
+        progress=progress,
+        tags={"genre.run_key": key},
+    )
 
 
-def _comparison_row(result: TrainResult, dataset: Dataset, seconds: float) -> dict[str, object]:
-    summary = result.evaluation.summary()
-    protocol = result.evaluation.protocol
-    row: dict[str, object] = {
-        "model": result.model_name,
-        "protocol": protocol + (" (leaky)" if protocol == "seed" and dataset.windowed else ""),
-        "cv_accuracy": summary["cv_accuracy_mean"],
-        "cv_accuracy_std": summary["cv_accuracy_std"],
-        "cv_f1_macro": summary["cv_f1_macro_mean"],
-        "test_accuracy": summary.get("test_accuracy", float("nan")),
-    }
-    if dataset.windowed:
-        row["cv_track_accuracy"] = summary["cv_track_accuracy_mean"]
-    row["seconds"] = seconds
-    row["run_id"] = result.run_id
-    return row
+def _load_and_configure(data: str, *, windows: bool, seed: int, n_jobs: int, progress: Progress) -> Dataset:
+    """The job's data, with the tracking store set up on a thread of its own meanwhile: a new store's
+    tables take seconds to create, while extraction works in worker processes."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracking") as setup:
+        tracking = setup.submit(configure_tracking)
+        dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs, progress=progress.live)
+        tracking.result()
+    return dataset
+
+
+def _import_tensorflow_for(models: Sequence[str]) -> None:
+    """The networks' final fits run in this process: import TensorFlow (seconds) on a thread now, while
+    the first runs (knn, svm) fit in the worker processes."""
+    if {"nn", "stacking"} & set(models):
+        threading.Thread(target=import_keras, name="import TensorFlow", daemon=True).start()
+
+
+def _reused(run: Run) -> str:
+    when = datetime.fromtimestamp(run.info.end_time / 1000).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"reusing run {run.info.run_id} ({run.info.run_name}, finished {when}): same code, data and "
+        "parameters; --force runs it again"
+    )
 
 
 def tune_stacking_job(
@@ -140,7 +159,7 @@ def tune_stacking_job(
     """
     check_protocols([protocol])
     make_model("stacking", params, random_state=seed)
-    configure_tracking(EXPERIMENT)
+    configure_tracking()
     dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
     tuned, provenance = tuned_stack_params(sources or {}, metric=metric, data=dataset.name)
     stack_params = {**tuned, **dict(params or {})}

@@ -7,7 +7,6 @@ from pathlib import Path
 from genre.data import EMBEDDED
 from genre.errors import ConfigError
 from genre.features import load_data
-from genre.settings import EXPERIMENT
 from genre.tracking import configure_tracking
 from genre.tuning import HEARTBEAT_SECONDS, SearchResult, load_search_config, tune_grid_run, tune_optuna_run
 
@@ -30,7 +29,7 @@ def tune_grid_job(
     """
     search = load_search_config(config, "grid")
     _check_folds(n_splits, outer_splits)
-    configure_tracking(EXPERIMENT)
+    configure_tracking()
     dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
     return tune_grid_run(
         search, dataset, n_splits=n_splits, outer_splits=outer_splits, seed=seed, n_jobs=n_jobs
@@ -66,7 +65,7 @@ def tune_optuna_job(
     heartbeat = HEARTBEAT_SECONDS if heartbeat is None else heartbeat
     if heartbeat < 1:
         raise ConfigError(f"heartbeat must be at least 1 second, got {heartbeat}")
-    configure_tracking(EXPERIMENT)
+    configure_tracking()
     dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
     return tune_optuna_run(
         search,

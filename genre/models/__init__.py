@@ -22,7 +22,7 @@ TensorFlow is imported only when a network is trained or its Keras model is aske
 with a fitted stack never pays its multi-second start-up.
 """
 
-from genre.models.catalog import MODEL_NAMES, check_params, make_model
+from genre.models.catalog import MODEL_NAMES, check_params, describe, make_model
 from genre.models.keras_training import import_keras
 from genre.models.neighbors import KNNClassifier, inverse_square
 from genre.models.network import KerasMLPClassifier
@@ -42,6 +42,7 @@ __all__ = [
     "SingleThreadedPipeline",
     "VectorizedSVC",
     "check_params",
+    "describe",
     "import_keras",
     "inverse_square",
     "make_model",

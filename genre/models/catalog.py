@@ -28,10 +28,23 @@ from genre.models.stacking import GroupedStackingClassifier
 from genre.models.svm import CalibratedSVC
 from genre.models.transforms import TRANSFORMS, LogVariances
 
-__all__ = ["MODEL_NAMES", "check_params", "make_model"]
+__all__ = ["MODEL_NAMES", "check_params", "describe", "make_model"]
 
 #: The models ``make_model`` builds, in the order reports list them.
 MODEL_NAMES: tuple[str, ...] = ("knn", "svm", "nn", "stacking")
+
+#: What each model is, in a few words, for run descriptions and model cards.
+_DESCRIPTIONS = {
+    "knn": "k-nearest neighbours, distance-weighted",
+    "svm": "RBF support vector machine with temperature-scaled probabilities",
+    "nn": "Keras MLP, 57 -> 5 x Dense(300) -> 10, early stopping",
+    "stacking": "knn, svm and nn stacked by a logistic regression on track-grouped out-of-fold probabilities",
+}
+
+
+def describe(name: str) -> str:
+    """What model ``name`` is, in a few words."""
+    return _DESCRIPTIONS.get(name, name)
 
 
 #: String aliases a configuration may use for callable parameter values, by (estimator class, parameter):

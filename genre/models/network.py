@@ -302,7 +302,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                 f"KerasMLPClassifier cannot hold out whole groups for early stopping: {reason}; every "
                 "class needs 2 or more groups, each group one class"
             )
-        n_splits = max(2, round(1 / self.validation_fraction))
+        # k = 1 / fraction folds hold out one fold; with fewer groups than k in a class (a few tracks per
+        # genre, inside a stack's inner fold), as many folds as that class has groups.
+        n_splits = max(2, min(round(1 / self.validation_fraction), int(groups_per_class.min())))
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         train, validation = next(splitter.split(X, y, groups))
         return X[train], y[train], (X[validation], y[validation])
@@ -334,41 +336,56 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         validation: tuple[np.ndarray, np.ndarray] | None,
         seed: int,
     ) -> None:
-        """Train ``trainer``'s network epoch by epoch, on a fresh shuffle of the rows each time, recording
-        ``history_``; with held-out rows, stop and restore weights as Keras'
-        ``EarlyStopping(monitor="val_loss")`` does."""
+        """Train ``trainer``'s network on a fresh shuffle of the rows each epoch, recording ``history_``;
+        with held-out rows, stop and restore weights as Keras' ``EarlyStopping(monitor="val_loss")`` does.
+
+        The epochs run inside TensorFlow, many per call (``Trainer``); the shuffles are drawn here from
+        the fit's generator, epoch after epoch. With an ``epoch_callback`` or ``verbose``, calls hold
+        ``_CALLBACK_EPOCHS`` epochs, and the callback hears of each epoch when its call returns.
+        """
         tf = trainer.tf
         X, y = tf.constant(training[0]), tf.constant(training[1], dtype=tf.int32)
-        if validation is not None:
-            X_val, y_val = tf.constant(validation[0]), tf.constant(validation[1], dtype=tf.int32)
         rng = np.random.default_rng(seed)
+        per_call = _CALLBACK_EPOCHS if self.epoch_callback is not None or self.verbose else self.epochs
         self.history_: dict[str, list[float]] = {}
-        best_loss, best_epoch, best_weights = math.inf, 0, None
-        for epoch in range(1, self.epochs + 1):
-            scores = trainer.train_epoch(tf.constant(rng.permutation(len(training[1]))), X, y)
-            if validation is not None:
-                val_loss, val_accuracy = trainer.score(X_val, y_val)
-                scores.update(val_loss=val_loss, val_accuracy=val_accuracy)
-            logs = {key: float(value) for key, value in scores.items()}
-            for key, value in logs.items():
-                self.history_.setdefault(key, []).append(value)
-            self.stopped_epoch_ = epoch
-            if self.verbose:
-                summary = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
-                print(f"Epoch {epoch}/{self.epochs} - {summary}")
-            if self.epoch_callback is not None:
-                self.epoch_callback(epoch, dict(logs))
+        best_loss, best_epoch, stopped, epoch = math.inf, 0, False, 0
+        while epoch < self.epochs and not stopped:
+            count = min(per_call, self.epochs - epoch)
+            orders = tf.constant(np.stack([rng.permutation(len(training[1])) for _ in range(count)]))
             if validation is None:
-                continue
-            # Improving means beating the best loss by more than min_delta; as in Keras, the first epoch
-            # always improves (even on a NaN loss), and training stops after `patience` epochs without.
-            if epoch == 1 or logs["val_loss"] + self.min_delta < best_loss:
-                best_loss, best_epoch = logs["val_loss"], epoch
-                if self.restore_best_weights:
-                    best_weights = trainer.model.get_weights()
-            elif epoch - best_epoch >= self.patience:
-                break
-        self.best_epoch_ = self.stopped_epoch_
-        if best_weights is not None:
-            trainer.model.set_weights(best_weights)
+                history = trainer.train_epochs(orders, X, y)
+            else:
+                history, best_loss, best_epoch, stopped = trainer.train_epochs_stopping(
+                    orders,
+                    X,
+                    y,
+                    tf.constant(validation[0]),
+                    tf.constant(validation[1], dtype=tf.int32),
+                    tf.constant(epoch + 1, dtype=tf.int32),
+                    tf.constant(best_loss, dtype=tf.float64),
+                    tf.constant(best_epoch, dtype=tf.int32),
+                    tf.constant(self.patience, dtype=tf.int32),
+                    tf.constant(self.min_delta, dtype=tf.float64),
+                    tf.constant(self.restore_best_weights),
+                )
+                best_loss, best_epoch, stopped = float(best_loss), int(best_epoch), bool(stopped)
+            columns = {key: [float(value) for value in values.numpy()] for key, values in history.items()}
+            for offset in range(len(columns["loss"])):
+                logs = {key: values[offset] for key, values in columns.items()}
+                for key, value in logs.items():
+                    self.history_.setdefault(key, []).append(value)
+                epoch += 1
+                if self.verbose:
+                    summary = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+                    print(f"Epoch {epoch}/{self.epochs} - {summary}")
+                if self.epoch_callback is not None:
+                    self.epoch_callback(epoch, dict(logs))
+        self.stopped_epoch_ = epoch
+        self.best_epoch_ = epoch
+        if validation is not None and self.restore_best_weights:
+            trainer.restore_best()
             self.best_epoch_ = best_epoch
+
+
+#: Epochs per TensorFlow call when a callback or verbose output wants to hear of them as they go.
+_CALLBACK_EPOCHS = 10

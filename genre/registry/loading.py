@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from genre import settings
 from genre.errors import GenreError, RegistryError
 from genre.serving import GenreClassifier, GenrePyfunc, windowing
-from genre.tracking import configure_tracking
+from genre.tracking import configure_tracking, logged_model_uri
 
 __all__ = ["load_classifier", "predict_files"]
 
@@ -40,7 +40,7 @@ def load_classifier(
     if run_id is not None:
         try:
             run = MlflowClient().get_run(run_id)
-            estimator = mlflow.sklearn.load_model(f"runs:/{run_id}/model")
+            estimator = mlflow.sklearn.load_model(logged_model_uri(run))
         except (MlflowException, OSError) as exc:
             raise RegistryError(f"run {run_id}: no loadable model ({str(exc).splitlines()[0]})") from None
         windowed = run.data.params.get("data.windowed", "True") == "True"

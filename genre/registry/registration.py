@@ -32,8 +32,8 @@ from genre.data.schema import SAMPLE_RATE
 from genre.errors import RegistryError
 from genre.evaluation import SCORES
 from genre.serving import log_serving_model, windowing
-from genre.settings import CHALLENGER, CHAMPION, EXPERIMENT, PREVIOUS
-from genre.tracking import configure_tracking, tracked_run
+from genre.settings import CHALLENGER, CHAMPION, PREVIOUS
+from genre.tracking import configure_tracking, logged_model_uri, tracked_run
 
 __all__ = [
     "MODEL_CARD_TEMPLATE",
@@ -68,13 +68,15 @@ class Registration:
 
 
 def best_run(
-    experiment: str = EXPERIMENT,
+    experiment: str | None = None,
     *,
     metric: str = "cv_accuracy_mean",
     model: str = "stacking",
     protocol: str = "grouped",
 ) -> Run:
     """The finished ``model`` run under ``protocol`` in ``experiment`` with the highest ``metric``.
+
+    ``experiment`` defaults to the one every entry point agrees on (``tracking.configure_tracking``).
 
     The protocol is part of the choice because scores under different protocols do not compare: a leaky
     ``seed`` run on 3-s windows would beat every honest ``grouped`` one. Higher is better, as for all of
@@ -85,9 +87,10 @@ def best_run(
     RegistryError
         No such experiment, or no candidate in it (the message says what was searched for).
     """
-    found = mlflow.get_experiment_by_name(experiment)
+    found = configure_tracking() if experiment is None else mlflow.get_experiment_by_name(experiment)
     if found is None:
         raise RegistryError(f"no experiment named {experiment!r} in {mlflow.get_tracking_uri()}")
+    experiment = found.name
     runs = MlflowClient().search_runs(
         [found.experiment_id],
         filter_string=(
@@ -110,7 +113,7 @@ def best_run(
 def register(
     run_id: str | None = None,
     *,
-    experiment: str = EXPERIMENT,
+    experiment: str | None = None,
     metric: str = "cv_accuracy_mean",
     model: str = "stacking",
     protocol: str = "grouped",
@@ -148,18 +151,18 @@ def register(
     client = MlflowClient()
     if run_id is None:
         source = best_run(experiment, metric=metric, model=model, protocol=protocol)
-        selection = f"best {metric} among the {model}/{protocol} runs of experiment {experiment!r}"
+        searched = client.get_experiment(source.info.experiment_id).name
+        selection = f"best {metric} among the {model}/{protocol} runs of experiment {searched!r}"
     else:
         source = _get_run(client, run_id)
         selection = "run id"
-    # The registration run sits beside its source run (unless `mlflow run` already chose where).
-    configure_tracking(client.get_experiment(source.info.experiment_id).name)
+    mlflow.set_experiment(experiment_id=source.info.experiment_id)  # the registration beside its source
     tags = _card_tags(source)
     try:
-        estimator = mlflow.sklearn.load_model(f"runs:/{source.info.run_id}/model")
+        estimator = mlflow.sklearn.load_model(logged_model_uri(source))
     except (MlflowException, OSError) as exc:
         raise RegistryError(
-            f"run {source.info.run_id} has no loadable model 'model' (was it trained with log_model=False?): "
+            f"run {source.info.run_id} has no loadable model (was it trained with log_model=False?): "
             f"{str(exc).splitlines()[0]}"
         ) from None
     windowed = source.data.params.get("data.windowed", "True") == "True"

@@ -5,47 +5,69 @@ Every job logs these the same way, so runs of different jobs compare column for 
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import FunctionType
 from typing import Any
 
 import mlflow
-from mlflow.data.pandas_dataset import from_pandas
-from mlflow.entities import Metric
+from mlflow.data.pandas_dataset import PandasDataset, from_pandas
+from mlflow.entities import Metric, Run
 from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
 from sklearn.pipeline import Pipeline
 
 import genre
 from genre import settings
-from genre.data import Dataset
+from genre.data import FEATURE_COLUMNS, LABEL_COLUMN, Dataset
 from genre.evaluation import reports
 
-__all__ = ["log_dataset", "log_fitted", "log_history", "log_series", "loggable", "model_params", "plain"]
+__all__ = [
+    "LOGGED_MODEL_TAG",
+    "log_dataset",
+    "log_fitted",
+    "log_history",
+    "log_series",
+    "loggable",
+    "logged_model_uri",
+    "model_params",
+    "plain",
+    "trusted_pickle",
+]
+
+#: The run tag naming the model a run logged.
+LOGGED_MODEL_TAG = "genre.logged_model"
 
 _BATCH = 1000  # metrics per log_batch request, MLflow's limit
 
 
-def log_dataset(dataset: Dataset, *, context: str = "training") -> None:
-    """Record ``dataset`` as an input of the active run (source and digest, via ``mlflow.data``).
+def log_dataset(
+    dataset: Dataset, *, context: str = "train", name: str | None = None, params: bool = True
+) -> PandasDataset:
+    """Record ``dataset`` as an input of the active run in ``context`` (``train``, ``test``), and return it.
 
-    Also logs its counts (rows, tracks, classes, windowed) as run parameters so runs on different data
-    can be told apart in the runs table.
+    The MLflow dataset (source, digest, the label column as targets) can then be linked to metrics and
+    evaluated on. With ``params``, the counts (rows, tracks, classes, windowed) are logged as run
+    parameters too, so runs on different data can be told apart in the runs table.
     """
     with warnings.catch_warnings():
         # A local path matches MLflow's local-artifact resolver twice; it picks the right one and warns.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
         logged = from_pandas(
-            dataset.frame,
+            dataset.frame.loc[:, [*FEATURE_COLUMNS, LABEL_COLUMN]],  # what a model sees, and its target
             source=str(Path(dataset.source).resolve()),
-            targets="label",
-            name=dataset.name,
+            targets=LABEL_COLUMN,
+            name=name or dataset.name,
         )
     mlflow.log_input(logged, context=context)
-    mlflow.log_params(dataset.summary())
+    if params:
+        mlflow.log_params(dataset.summary())
+    return logged
 
 
 def plain(value: Any) -> Any:
@@ -106,16 +128,51 @@ def log_history(fitted: Pipeline, model_name: str) -> None:
         mlflow.log_artifact(str(path))
 
 
-def log_fitted(fitted: Pipeline, train: Dataset) -> None:
-    """Log ``fitted`` as the run's ``model``, with a signature and an input example from ``train``."""
+def log_fitted(fitted: Pipeline, train: Dataset, *, name: str) -> ModelInfo:
+    """Log ``fitted`` as the run's logged model ``name``, with a signature and an input example.
+
+    The name says what the model is (``stacking-grouped``, ``svm-grid``): the MLflow UI lists logged
+    models by name. The run records it (tag ``genre.logged_model``) for ``logged_model_uri``.
+    """
     example = train.X.head(5)
     signature = infer_signature(example, fitted.predict(example))
-    mlflow.sklearn.log_model(
-        fitted,
-        name="model",
-        serialization_format="cloudpickle",
-        signature=signature,
-        input_example=example,
-        pip_requirements=settings.MODEL_REQUIREMENTS,
-        code_paths=[str(Path(genre.__file__).parent)],
-    )
+    with trusted_pickle():
+        info = mlflow.sklearn.log_model(
+            fitted,
+            name=name,
+            serialization_format="cloudpickle",
+            signature=signature,
+            input_example=example,
+            pip_requirements=settings.MODEL_REQUIREMENTS,
+            code_paths=[str(Path(genre.__file__).parent)],
+        )
+    mlflow.set_tag(LOGGED_MODEL_TAG, name)
+    return info
+
+
+def logged_model_uri(run: Run) -> str:
+    """The URI of the model a training run logged (``runs:/<id>/<name>``)."""
+    return f"runs:/{run.info.run_id}/{run.data.tags.get(LOGGED_MODEL_TAG, 'model')}"
+
+
+@contextmanager
+def trusted_pickle() -> Iterator[None]:
+    """Leave out MLflow's warning that pickled models can run code when loaded, while genre logs its own.
+
+    The warning is about unpickling models from untrusted sources; the models logged here are the
+    package's own estimators, and the registry docs say once who may register a model (docs/registry.md).
+    """
+    quiet = _WithoutPickleWarning()
+    loggers = [logging.getLogger(name) for name in ("mlflow.sklearn", "mlflow.pyfunc")]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+
+
+class _WithoutPickleWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires exercising caution" not in record.getMessage()

@@ -13,27 +13,87 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import mlflow
-from mlflow.entities import RunStatus
+from mlflow import MlflowClient
+from mlflow.entities import Experiment, RunStatus
 
-__all__ = ["DEFAULT_TRACKING_URI", "configure_tracking", "tracked_run"]
+from genre import settings
+
+__all__ = ["DEFAULT_TRACKING_URI", "configure_tracking", "follow_launcher", "take_launcher", "tracked_run"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+#: MLflow's Default experiment, where ``mlflow run`` puts its launcher run unless told otherwise.
+DEFAULT_EXPERIMENT_ID = "0"
+#: The experiment tag that picks the MLflow UI's view, and the model-training (not GenAI) one.
+_KIND, _MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+#: ``mlflow run`` launcher runs that ``configure_tracking`` did not adopt, for the next run to follow.
+_LAUNCHERS: list[str] = []
 
 
-def configure_tracking(experiment: str | None = None) -> str:
-    """Point MLflow at ``$MLFLOW_TRACKING_URI`` or the local SQLite default; select ``experiment``.
+def configure_tracking() -> Experiment:
+    """Point MLflow at ``$MLFLOW_TRACKING_URI`` or the local SQLite default; select and return the
+    experiment every entry point agrees on.
 
-    Returns the tracking URI in use. When running under ``mlflow run`` the runner has already chosen
-    the experiment (``MLFLOW_EXPERIMENT_ID``), and ``MLFLOW_EXPERIMENT_NAME`` wins over ``experiment``.
+    That is the user's choice when there is one -- ``MLFLOW_EXPERIMENT_NAME``, or an experiment id that
+    ``mlflow run --experiment-name/--experiment-id`` passes -- and ``settings.EXPERIMENT`` otherwise.
+    MLflow's Default experiment (id 0) counts as no choice: ``mlflow run`` without ``--experiment-name``
+    files its launcher run there, and training in one experiment while ``register`` looks in another
+    was the first thing a new user met. A launcher run in another experiment than the chosen one is not
+    adopted: the job opens its own run there, and the launcher run says where (``follow_launcher``).
+    New experiments open in MLflow's model-training view, not its GenAI one.
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     mlflow.set_tracking_uri(uri)
-    chosen_by_env = any(
-        os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    chosen_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    client = MlflowClient()
+    if name:
+        experiment = client.get_experiment_by_name(name)
+    elif chosen_id and chosen_id != DEFAULT_EXPERIMENT_ID:
+        experiment = client.get_experiment(chosen_id)
+    else:
+        experiment = client.get_experiment_by_name(settings.EXPERIMENT)
+        name = settings.EXPERIMENT
+    if experiment is None:
+        experiment = client.get_experiment(client.create_experiment(name, tags={_KIND: _MODEL_TRAINING}))
+    elif _KIND not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, _KIND, _MODEL_TRAINING)
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)  # wins over the environment's choice
+    launcher = os.environ.get("MLFLOW_RUN_ID")
+    if launcher and client.get_run(launcher).info.experiment_id != experiment.experiment_id:
+        _LAUNCHERS.append(os.environ.pop("MLFLOW_RUN_ID"))
+    return experiment
+
+
+def take_launcher() -> str | None:
+    """The ``mlflow run`` launcher run of this process, taken so that no run adopts or follows it.
+
+    For a job that files the launcher itself (an Optuna worker's run goes under the study's parent).
+    """
+    return _LAUNCHERS.pop() if _LAUNCHERS else os.environ.pop("MLFLOW_RUN_ID", None)
+
+
+def follow_launcher(run: mlflow.ActiveRun) -> None:
+    """Point an ``mlflow run`` launcher run filed elsewhere (see ``configure_tracking``) at ``run``.
+
+    The launcher keeps what ``mlflow run`` logged (its parameters, the project's entry point, source and
+    commit); ``run`` gets copies of them, so either run says how to reproduce the work.
+    """
+    if not _LAUNCHERS:
+        return
+    client = MlflowClient()
+    launcher = client.get_run(_LAUNCHERS.pop())
+    experiment = client.get_experiment(run.info.experiment_id).name
+    client.set_tag(launcher.info.run_id, "genre.run_id", run.info.run_id)
+    client.set_tag(
+        launcher.info.run_id,
+        "mlflow.note.content",
+        f"The work of this `mlflow run` is run `{run.info.run_id}` in experiment `{experiment}`.",
     )
-    if experiment and not chosen_by_env:
-        mlflow.set_experiment(experiment)
-    return uri
+    copied = {
+        k: v for k, v in launcher.data.tags.items() if k.startswith(("mlflow.project.", "mlflow.source."))
+    }
+    mlflow.set_tags({**copied, "genre.launcher_run_id": launcher.info.run_id})
+    mlflow.log_params(launcher.data.params)
 
 
 @contextmanager
@@ -48,6 +108,8 @@ def tracked_run(*, keep_open: bool = False, **kwargs: object) -> Iterator[mlflow
     """
     run = mlflow.start_run(**kwargs)
     try:
+        if not kwargs.get("nested") and not kwargs.get("run_id"):  # a new top-level run
+            follow_launcher(run)
         yield run
     except KeyboardInterrupt:
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))

@@ -101,4 +101,5 @@ def log_search_result(
         best = make_model(config.model, result.best_params, random_state=seed, transform=config.transform)
         fitted = fit_model(best, dataset)
         log_history(fitted, config.model)
-        log_fitted(fitted, dataset)
+        info = log_fitted(fitted, dataset, name=f"{config.model}-{config.kind}")
+        mlflow.log_metrics({f"best_cv_{config.scoring}": result.best_score}, model_id=info.model_id)

@@ -10,7 +10,6 @@ adds the nested CV of the whole search (``genre.tuning.nested``), the number to 
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import pandas as pd
 
 from genre.data import Dataset
 from genre.errors import ConfigError
-from genre.tracking import log_series, tracked_run
+from genre.tracking import log_series, take_launcher, tracked_run
 from genre.tuning import plots
 from genre.tuning.configs import SearchConfig
 from genre.tuning.grid import best_candidate, candidate_params, grid_search, params_columns
@@ -144,7 +143,7 @@ def tune_optuna_run(
     for each invocation is filed under the parent as a ``worker``. ``outer_splits`` adds the nested CV
     of the search, as for ``tune_grid_run`` (inner studies are in memory, ``n_trials`` each).
     """
-    launcher = os.environ.pop("MLFLOW_RUN_ID", None)  # else the next start_run() would adopt it
+    launcher = take_launcher()  # filed under the study's parent as a worker, below
     study, created = create_or_load_study(
         config,
         dataset,

@@ -63,6 +63,22 @@ def test_main_job_on_the_embedded_default(tracking):
     parent = runs[runs["tags.mlflow.runName"] == "main"].iloc[0]
     assert parent["params.data.name"] == "embedded-seed0"
     assert parent["params.data.windowed"] == "True"
-    assert int(parent["params.data.rows"]) == 3 * int(parent["params.data.tracks"]) == 300
+    assert int(parent["params.data.rows"]) == 2 * int(parent["params.data.tracks"]) == 160
     comparison = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{parent['run_id']}/comparison.csv"))
     assert comparison["run_id"].isin(runs["run_id"]).all()
+
+
+def test_main_job_reuses_its_finished_runs_unless_forced(tracking, capsys):
+    """The same command with the same code, data and parameters answers from the finished runs."""
+    from genre.progress import Progress
+
+    first = main_job(models=("knn",), protocols=("grouped",), n_splits=2)
+    before = len(mlflow.search_runs(experiment_names=["genre"]))
+    again = main_job(models=("knn",), protocols=("grouped",), n_splits=2, progress=Progress())
+    pd.testing.assert_frame_equal(again, first)
+    assert len(mlflow.search_runs(experiment_names=["genre"])) == before  # nothing trained
+    notes = capsys.readouterr().err
+    assert "reusing run" in notes and "--force runs it again" in notes
+    main_job(models=("knn",), protocols=("grouped",), n_splits=3)  # another question: trained
+    main_job(models=("knn",), protocols=("grouped",), n_splits=2, force=True)
+    assert len(mlflow.search_runs(experiment_names=["genre"])) == before + 4

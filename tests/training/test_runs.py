@@ -19,6 +19,7 @@ from genre.evaluation import evaluate, fit_model, grouped_folds, track_accuracy
 from genre.features import load_data
 from genre.jobs.train import main_job, train_job
 from genre.models import KerasMLPClassifier, make_model
+from genre.tracking import configure_tracking
 from genre.training import train_run
 from tests.conftest import GTZAN_3_SUBSET, require
 
@@ -28,7 +29,7 @@ TINY_NN = {"hidden_layers": 1, "units": 16, "epochs": 5, "patience": 2}
 
 @pytest.fixture(scope="module")
 def windows_small(cache_dir):
-    """The embedded set as 3-s windows: 10 synthetic classes x 10 tracks x 3 windows, quick to fit."""
+    """The embedded set as 3-s windows: 10 synthetic classes x 8 tracks x 2 windows, quick to fit."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GENRE_CACHE_DIR", str(cache_dir))
         return load_data("embedded")
@@ -75,7 +76,7 @@ def test_grouped_run_logs_params_fold_metrics_artifacts_and_model(tracking, wind
     assert set(report) >= {*windows_small.labels, "macro avg"}
 
     # MLflow 3 keeps the model as a logged model of the run, reachable as runs:/<id>/model.
-    loaded = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    loaded = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/knn-grouped")  # named for what it is
     assert loaded.metadata.signature is not None
     rows = windows_small.X.head(7)
     assert list(loaded.predict(rows)) == list(result.model.predict(rows))
@@ -226,3 +227,31 @@ def test_grouped_early_stopping_refuses_groups_it_cannot_split() -> None:
         KerasMLPClassifier(**TINY_NN).fit(rows, y, groups=np.repeat(["a1", "a2", "b1", "b1"], 10))
     with pytest.raises(ValueError, match="group 'x' holds rows of several classes"):
         KerasMLPClassifier(**TINY_NN).fit(rows, y, groups=np.repeat(["a1", "x", "b1"], [10, 20, 10]))
+
+
+def test_runs_read_right_in_the_mlflow_ui(tracking, windows_small):
+    """Names, descriptions, the data's contexts, and metrics linked to a logged model named for what it is."""
+    experiment = configure_tracking()  # what every job does first
+    result = train_run("knn", windows_small, protocol="seed", n_splits=3, seed=0)
+    client = _client()
+    run = client.get_run(result.run_id)
+    assert run.info.run_name == "knn-seed"
+    assert client.get_experiment(experiment.experiment_id).tags["mlflow.experimentKind"] == (
+        "custom_model_development"  # the UI opens it in model-training mode, not GenAI
+    )
+    note = run.data.tags["mlflow.note.content"]
+    assert "**knn**" in note and "**seed**" in note and "Leaky on windows" in note
+    assert {i.tags[0].value for i in run.inputs.dataset_inputs} == {"train", "test"}
+    assert (
+        client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"]
+        == "custom_model_development"
+    )
+    (model,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    assert model.name == "knn-seed" and model.source_run_id == result.run_id
+    linked = {m.key: m for m in model.metrics}
+    assert linked["cv_accuracy_mean"].value == run.data.metrics["cv_accuracy_mean"]
+    assert linked["cv_accuracy_mean"].dataset_name == f"{windows_small.name}-train"
+    assert "cv_accuracy" not in linked  # the per-fold series stays on the run (steps 1..k)
+    assert "accuracy_score" in linked  # mlflow.models.evaluate on the held-out rows
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert any("confusion_matrix" in path for path in artifacts)
