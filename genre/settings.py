@@ -13,6 +13,7 @@ from pathlib import Path
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "COMMAND_ENV",
     "EXPERIMENT",
     "MODEL_NAME",
     "MODEL_REQUIREMENTS",
@@ -33,6 +34,10 @@ MODEL_NAME = "genre-classifier"
 CHAMPION = "champion"
 PREVIOUS = "previous"
 CHALLENGER = "challenger"
+
+#: Set by the ``genre`` command for its process: its arguments (JSON), which its top-level runs record
+#: for ``genre reproduce``.
+COMMAND_ENV = "GENRE_COMMAND"
 
 #: Every runtime dependency's pin, exactly as ``pyproject.toml`` declares it (a test holds them equal).
 PINS: dict[str, str] = {

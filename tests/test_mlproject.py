@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +170,24 @@ def test_a_model_trained_by_mlflow_run_is_registered_by_mlflow_run(tracking, tmp
         launchers = client.search_runs(["0"])
         assert source.info.run_id in {run.data.tags.get("genre.run_id") for run in launchers}
         assert source.data.tags["mlflow.project.entryPoint"] == "knn"  # copied from the launcher
+
+
+@pytest.mark.integration
+def test_an_entry_point_runs_in_an_isolated_uv_environment(tracking, tmp_path):
+    """``mlflow run . -e knn --env-manager uv``: MLflow builds a virtual environment from conda.yaml with
+    uv (no conda), and the entry point runs in it."""
+    if shutil.which("uv", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("uv is not installed beside this interpreter (pip install uv)")
+    data = _small_csv(tmp_path / "rows.csv")
+    bin_dir = str(Path(sys.executable).parent)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_EXPERIMENT_")}
+    env.update({"PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "MLFLOW_TRACKING_URI": tracking})
+    command = [f"{bin_dir}/mlflow", "run", str(ROOT), "-e", "knn", "--env-manager", "uv"]
+    command += ["-P", f"data={data}", "-P", "folds=2"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "/bin/activate && genre train knn" in done.stderr  # the command ran inside the environment
+    (run,) = mlflow.search_runs(experiment_names=["genre"], output_format="list")
+    assert run.data.tags["genre.model"] == "knn" and run.info.status == "FINISHED"
+    launcher = mlflow.MlflowClient().get_run(run.data.tags["genre.launcher_run_id"])
+    assert launcher.data.tags["mlflow.project.env"] == "uv"

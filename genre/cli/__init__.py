@@ -8,6 +8,7 @@ problem and exit with status 2; nothing here prints a library traceback for bad 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from genre import settings
 from genre.cli import data_commands, model_commands, serving_commands
 from genre.cli.arguments import parse_value
 from genre.errors import GenreError
@@ -72,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # download bars only with -v: the console shows genre's progress.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if args.verbose else "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", str(args.verbose).lower())
+    # What this process's top-level runs record as their command, for `genre reproduce`.
+    os.environ[settings.COMMAND_ENV] = json.dumps(list(sys.argv[1:] if argv is None else argv))
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.run(args)

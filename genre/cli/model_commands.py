@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -206,6 +207,28 @@ def _tune_stacking(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", help="a finished run started by the genre command (or mlflow run)")
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from genre.evaluation import markdown_table
+    from genre.jobs.reproduce import reproduce_job
+
+    done = reproduce_job(args.run_id)
+    if done.dirty:
+        print(
+            f"note: run {done.original} came from a working tree with uncommitted changes; its commit "
+            "alone may not hold the code it ran",
+            file=sys.stderr,
+        )
+    table = done.metrics.assign(equal=done.metrics["equal"].map({True: "yes", False: "NO"}))
+    print(markdown_table(table, floatfmt=".6g"))
+    verdict = "every metric equal" if done.equal else "some metrics differ"
+    print(f"run {done.original} reproduced as run {done.reproduced}: {verdict}")
+    return 0 if done.equal else 4
+
+
 #: name -> (help, add arguments, run), in the order ``genre --help`` lists them.
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -226,5 +249,10 @@ COMMANDS: dict[
         "the stack built from the best parameters of earlier tuning runs",
         _tune_stacking_parser,
         _tune_stacking,
+    ),
+    "reproduce": (
+        "run a finished run's command again at its git commit and compare every metric",
+        _reproduce_parser,
+        _reproduce,
     ),
 }

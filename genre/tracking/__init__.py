@@ -18,7 +18,12 @@ from genre.tracking.records import (
     trusted_pickle,
 )
 from genre.tracking.reuse import code_fingerprint, data_digest, finished_run, run_key, source_tags
-from genre.tracking.store import DEFAULT_TRACKING_URI, configure_tracking, take_launcher, tracked_run
+from genre.tracking.store import (
+    DEFAULT_TRACKING_URI,
+    configure_tracking,
+    take_launcher,
+    tracked_run,
+)
 
 __all__ = [
     "DEFAULT_TRACKING_URI",

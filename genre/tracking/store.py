@@ -18,7 +18,13 @@ from mlflow.entities import Experiment, RunStatus
 
 from genre import settings
 
-__all__ = ["DEFAULT_TRACKING_URI", "configure_tracking", "follow_launcher", "take_launcher", "tracked_run"]
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "configure_tracking",
+    "follow_launcher",
+    "take_launcher",
+    "tracked_run",
+]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 #: MLflow's Default experiment, where ``mlflow run`` puts its launcher run unless told otherwise.
@@ -96,6 +102,13 @@ def follow_launcher(run: mlflow.ActiveRun) -> None:
     mlflow.log_params(launcher.data.params)
 
 
+def _record_origin() -> None:
+    """The ``genre`` command and folder a top-level run came from: what ``genre reproduce`` runs again."""
+    command = os.environ.get(settings.COMMAND_ENV)
+    if command:
+        mlflow.set_tags({"genre.command": command, "genre.cwd": os.getcwd()})
+
+
 @contextmanager
 def tracked_run(*, keep_open: bool = False, **kwargs: object) -> Iterator[mlflow.ActiveRun]:
     """``mlflow.start_run(**kwargs)`` that ends an interrupted run as KILLED rather than FAILED.
@@ -110,6 +123,7 @@ def tracked_run(*, keep_open: bool = False, **kwargs: object) -> Iterator[mlflow
     try:
         if not kwargs.get("nested") and not kwargs.get("run_id"):  # a new top-level run
             follow_launcher(run)
+            _record_origin()
         yield run
     except KeyboardInterrupt:
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
