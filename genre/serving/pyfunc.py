@@ -19,8 +19,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
-from mlflow.types import ColSpec, DataType, Schema
-from mlflow.types.schema import Map
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import Array, Map, Object, Property
 
 import genre
 from genre import settings
@@ -36,30 +36,48 @@ __all__ = ["GenrePyfunc", "log_serving_model", "signature"]
 
 
 def signature() -> ModelSignature:
-    """The served model's signature: 57 optional doubles and an optional ``audio`` string, by name.
+    """The served model's signature: 57 optional doubles and an optional ``audio`` string, by name, and
+    two request parameters.
 
     Every input is optional because a request carries one form or the other; ``GenreClassifier`` checks
     that a form is complete. The output holds the genre, a map of each genre's probability, and for
-    audio the number of windows.
+    audio the number of windows and, asked for, the timeline. The parameters (``"params"`` of a JSON
+    request; MLflow passes them to ``predict`` only because they are declared here):
+
+    * ``timeline`` (bool, default false): audio answers hold each window's probabilities;
+    * ``layout`` (``records`` or ``columns``; empty: the served model's ``layout`` setting, ``records``
+      unless ``mlflow models serve`` was started with ``SERVING_MODEL_CONFIG='{"layout": "columns"}'``,
+      which is how CSV and Parquet bodies, which carry no parameters, get the columns layout).
     """
     inputs = [ColSpec(DataType.double, name, required=False) for name in FEATURE_COLUMNS]
     inputs.append(ColSpec(DataType.string, AUDIO_COLUMN, required=False))
+    window = Object(
+        [
+            Property("start_s", DataType.double),
+            Property("end_s", DataType.double),
+            Property("probabilities", Map(DataType.double)),
+        ]
+    )
     outputs = [
         ColSpec(DataType.string, "genre"),
         ColSpec(Map(DataType.double), "probabilities"),
         ColSpec(DataType.long, "windows", required=False),
+        ColSpec(Array(window), "timeline", required=False),
     ]
-    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+    params = ParamSchema(
+        [ParamSpec("timeline", DataType.boolean, False), ParamSpec("layout", DataType.string, "")]
+    )
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs), params=params)
 
 
 class GenrePyfunc(mlflow.pyfunc.PythonModel):
     """``GenreClassifier`` as an MLflow pyfunc model: what ``mlflow models serve`` loads and calls.
 
     The artifact ``estimator`` is the joblib file of the fitted pipeline; ``model_config`` holds the
-    audio windowing (``window_samples``, ``window_step``). ``RequestError`` becomes an ``MlflowException``
-    with ``INVALID_PARAMETER_VALUE``, which the scoring server answers with HTTP 400: the message, and the
-    error's ``kind``, ``subject`` and ``detail`` as the fields ``genre_kind``, ``genre_subject`` and
-    ``genre_detail``.
+    audio windowing (``window_samples``, ``window_step``) and the default ``layout`` of answers.
+    ``RequestError`` becomes an ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which the scoring
+    server answers with HTTP 400: the message, and the error's ``kind``, ``subject`` and ``detail`` as
+    the fields ``genre_kind``, ``genre_subject`` and ``genre_detail``.
     """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
@@ -70,6 +88,7 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
             window_samples=int(config.get("window_samples", WINDOW_SAMPLES)),
             window_step=int(config.get("window_step", WINDOW_STEP)),
         )
+        self.layout = str(config.get("layout") or "records")
         self.classifier.warm_up()
 
     def predict(
@@ -77,10 +96,13 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
         context: mlflow.pyfunc.PythonModelContext,
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
-    ) -> pd.DataFrame:
-        """Answer one request; see ``GenreClassifier.predict``."""
+    ) -> pd.DataFrame | dict[str, Any]:
+        """Answer one request; see ``GenreClassifier.predict`` and the signature's parameters."""
+        params = params or {}
         try:
-            return self.classifier.predict(model_input)
+            return self.classifier.predict(
+                model_input, timeline=bool(params.get("timeline")), layout=params.get("layout") or self.layout
+            )
         except GenreError as exc:
             # The scoring server answers with the exception's JSON, these fields included: clients read
             # what went wrong from them rather than from the message, which MLflow rewrites.
@@ -127,7 +149,7 @@ def log_serving_model(
             name=name,
             python_model=GenrePyfunc(),
             artifacts={"estimator": str(path)},
-            model_config=windowing(windowed),
+            model_config={**windowing(windowed), "layout": "records"},
             code_paths=[str(Path(genre.__file__).parent)],
             pip_requirements=settings.SERVING_REQUIREMENTS,
             signature=signature(),

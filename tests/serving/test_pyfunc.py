@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +75,21 @@ def in_process(store):
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory) -> str:
     """``mlflow models serve`` of the champion on a free loopback port, as the README runs it."""
+    yield from _serve(store, tmp_path_factory, {})
+
+
+@pytest.fixture(scope="module")
+def columns_server(store, tmp_path_factory) -> str:
+    """The champion served for batch clients: answers laid out as columns by default."""
+    yield from _serve(store, tmp_path_factory, {"SERVING_MODEL_CONFIG": json.dumps({"layout": "columns"})})
+
+
+def _serve(store: Store, tmp_path_factory: pytest.TempPathFactory, extra: dict[str, str]) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_TRACKING_URI": store.uri}
+    env.update(extra)
     log = tmp_path_factory.mktemp("server") / "server.log"
     mlflow_cli = shutil.which("mlflow", path=str(BIN))
     command = [mlflow_cli, "models", "serve", "-m", store.model_uri, "--env-manager", "local"]
@@ -353,3 +365,46 @@ def test_the_estimator_runs_with_one_thread_per_pool_and_the_pools_are_restored(
     GenreClassifier(probe).predict(pd.DataFrame(np.zeros((2, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS))
     assert probe.seen and set(probe.seen.values()) == {1}
     assert {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()} == before
+
+
+def test_request_params_ask_for_the_timeline_and_the_columns_layout(server, store):
+    """The signature's parameters reach the model: a timeline per audio file, and a dictionary of
+    columns holding the same numbers as the labelled rows."""
+    song, windows = _song()
+    status, body = _post(
+        server, {"dataframe_records": [{"audio": encode_audio(song)}], "params": {"timeline": True}}
+    )
+    assert status == 200, body
+    (answer,) = body["predictions"]
+    timeline = answer["timeline"]
+    assert len(timeline) == answer["windows"] == windows
+    assert [w["start_s"] for w in timeline] == [3.0 * k for k in range(windows)]
+    assert timeline[0]["end_s"] == pytest.approx(66149 / SAMPLE_RATE)
+    mean = {
+        genre: np.mean([w["probabilities"][genre] for w in timeline]) for genre in answer["probabilities"]
+    }
+    assert mean == pytest.approx(answer["probabilities"], rel=1e-12)
+
+    rows = _split(store.dataset.X.head(20))
+    _, labelled = _post(server, rows)
+    status, columns = _post(server, {**rows, "params": {"layout": "columns"}})
+    assert status == 200, columns
+    predictions = columns["predictions"]
+    assert predictions["genre"] == [row["genre"] for row in labelled["predictions"]]
+    for genre, values in predictions["probabilities"].items():
+        assert values == [row["probabilities"][genre] for row in labelled["predictions"]]
+    status, refused = _post(server, {**rows, "params": {"layout": "table"}})
+    assert status == 400 and "layout 'table'" in refused["message"] and refused["genre_subject"] == "params"
+
+
+@pytest.mark.parametrize("body_format", ["csv", "parquet"])
+def test_a_batch_server_answers_csv_and_parquet_in_columns(columns_server, server, store, body_format):
+    """CSV and Parquet bodies carry no parameters: a server started with the columns layout as its
+    setting answers them in columns, with the numbers of the labelled answer."""
+    frame = store.dataset.frame.head(30)[["filename", *FEATURE_COLUMNS]]
+    body = frame.to_csv(index=False).encode() if body_format == "csv" else frame.to_parquet(index=False)
+    kind = "text/csv" if body_format == "csv" else "application/vnd.apache.parquet"
+    status, columns = _post(columns_server, body, kind)
+    assert status == 200, columns
+    _, labelled = _post(server, body, kind)
+    assert columns["predictions"]["genre"] == [row["genre"] for row in labelled["predictions"]]
