@@ -237,29 +237,6 @@ class GenreClassifier:
         )
         return self._answer(proba, counts, timelines, layout=layout)
 
-    def window_probabilities(self, data: bytes, *, name: str = "audio") -> pd.DataFrame:
-        """Every window's genre probabilities for one audio file: the timeline behind ``predict_audio``.
-
-        ``predict_audio`` answers with the mean of these rows; a long song's genre can drift (an intro,
-        a bridge), and the web demo draws that drift. One row per window in time order, one column per
-        class, indexed by the window's start in seconds (``start_s``).
-
-        Raises
-        ------
-        RequestError
-            As ``predict_audio``: too large, not audio, too long, shorter than one window, silent.
-        """
-        if len(data) > MAX_AUDIO_BYTES:
-            raise RequestError(
-                f"audio payload too large: {len(data) / 2**20:.1f} MiB, the limit is "
-                f"{MAX_AUDIO_BYTES / 2**20:g} MiB",
-                kind="too_large",
-            )
-        rows = self._windows(data, name)
-        proba = self.predict_proba(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
-        starts = np.arange(len(rows)) * self.window_step / SAMPLE_RATE
-        return pd.DataFrame(proba, columns=self.classes, index=pd.Index(starts, name="start_s"))
-
     def _check_rows(self, request: pd.DataFrame, *, limit: int | None) -> None:
         if len(request) == 0:
             raise RequestError("empty batch: the request holds no rows")

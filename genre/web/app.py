@@ -13,9 +13,9 @@ A small FastAPI app (FastAPI and uvicorn come with MLflow) serving plain HTML, C
   tags ``genre.cv_*_mean``) and links into the MLflow UI's runs; the page ``/models`` shows them.
 * ``GET /api/info``: which model answers, the classes and the limits, for the page to show.
 
-Two backends answer: the registered model loaded in-process from ``name@alias`` (or any model URI),
-which also gives the per-window timeline; or a running ``mlflow models serve`` endpoint, which answers
-the song's genre and probabilities only (the served signature has no timeline).
+Two backends answer, with the same JSON: the registered model loaded in-process from ``name@alias`` (or
+any model URI), or a running ``mlflow models serve`` endpoint, asked for the timeline by the request's
+``params``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
@@ -37,7 +36,6 @@ from fastapi.staticfiles import StaticFiles
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from genre.data.schema import SAMPLE_RATE
 from genre.errors import GenreError, RegistryError, RequestError
 from genre.features import AUDIO_EXTENSIONS
 from genre.registry import load_classifier
@@ -84,7 +82,6 @@ class Backend(Protocol):
 
     label: str  # the model that answers, e.g. "genre-classifier version 3 (@champion)"
     classes: list[str]
-    timeline: bool
 
     def analyse(self, data: bytes, name: str) -> dict[str, Any]:
         """Genre, probabilities, windows and (if available) the per-window timeline; ``RequestError``
@@ -94,7 +91,7 @@ class Backend(Protocol):
 
 @dataclass
 class LocalBackend:
-    """The registered model loaded in this process: answers with the per-window timeline too.
+    """The registered model loaded in this process.
 
     Requests are answered one at a time (a lock): feature extraction already keeps a core busy, and the
     stack's Keras network is not meant to be called from several threads at once.
@@ -102,7 +99,6 @@ class LocalBackend:
 
     classifier: GenreClassifier
     label: str
-    timeline: bool = True
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -111,33 +107,21 @@ class LocalBackend:
 
     def analyse(self, data: bytes, name: str) -> dict[str, Any]:
         with self._lock:
-            windows = self.classifier.window_probabilities(data, name=name)
-        # The song's answer is the mean over windows, exactly as ``predict_audio`` (and the server) gives it.
-        mean = windows.to_numpy().mean(axis=0)
-        return {
-            "genre": self.classes[int(np.argmax(mean))],
-            "probabilities": dict(zip(self.classes, mean.tolist(), strict=True)),
-            "windows": len(windows),
-            "window_seconds": self.classifier.window_samples / SAMPLE_RATE,
-            "timeline": [
-                {"start_s": float(start), "probabilities": dict(zip(self.classes, row, strict=True))}
-                for start, row in zip(windows.index, windows.to_numpy().tolist(), strict=True)
-            ],
-            "model": self.label,
-        }
+            answer = self.classifier.predict_audio([data], names=[name], timeline=True)
+        return _page_answer(answer.iloc[0].to_dict(), self.label)
 
 
 @dataclass
 class EndpointBackend:
     """A running ``mlflow models serve`` of the model: the page posts the song there as base64 audio.
 
-    The served signature answers the song's genre, probabilities and window count, not the timeline.
+    The request asks for the timeline (the signature's ``timeline`` parameter); a model served from an
+    older registration, without that parameter, answers without it and the page draws no timeline.
     """
 
     url: str
     label: str = ""
     classes: list[str] = field(default_factory=list)
-    timeline: bool = False
     timeout: float = 300.0
 
     def __post_init__(self) -> None:
@@ -147,7 +131,8 @@ class EndpointBackend:
     def analyse(self, data: bytes, name: str) -> dict[str, Any]:
         if len(data) > MAX_UPLOAD_BYTES:
             raise RequestError(_too_large(len(data)), kind="too_large")
-        body = json.dumps({"dataframe_records": [{AUDIO_COLUMN: encode_audio(data)}]}).encode()
+        records = [{AUDIO_COLUMN: encode_audio(data)}]
+        body = json.dumps({"dataframe_records": records, "params": {"timeline": True}}).encode()
         request = urllib.request.Request(
             self.url + "/invocations", data=body, headers={"Content-Type": "application/json"}
         )
@@ -167,14 +152,7 @@ class EndpointBackend:
             raise GenreError(f"the model server answered HTTP {error.code}: {message}") from None
         except OSError as error:
             raise GenreError(f"cannot reach the model server at {self.url}: {error}") from None
-        return {
-            "genre": row["genre"],
-            "probabilities": row["probabilities"],
-            "windows": row.get("windows"),
-            "window_seconds": None,
-            "timeline": None,
-            "model": self.label,
-        }
+        return _page_answer(row, self.label)
 
 
 def load_backend(
@@ -291,7 +269,6 @@ def create_app(
             "model": backend.label,
             "name": name,
             "classes": backend.classes,
-            "timeline": backend.timeline,
             "max_upload_bytes": MAX_UPLOAD_BYTES,
             "max_seconds": MAX_AUDIO_SECONDS,
             "accepted": list(ACCEPTED_SUFFIXES),
@@ -348,6 +325,19 @@ def serve(
     print(f"genre web: {backend.label} -> http://{host}:{port}/", flush=True)
     app = create_app(backend, name=name, mlflow_ui=mlflow_ui)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _page_answer(row: dict[str, Any], label: str) -> dict[str, Any]:
+    """What the page draws, from one answer row of the served model (``timeline`` asked for)."""
+    timeline = row.get("timeline") or None
+    return {
+        "genre": row["genre"],
+        "probabilities": row["probabilities"],
+        "windows": None if row.get("windows") is None else int(row["windows"]),
+        "window_seconds": timeline[0]["end_s"] - timeline[0]["start_s"] if timeline else None,
+        "timeline": timeline,
+        "model": label,
+    }
 
 
 def _display_name(raw: str) -> str:

@@ -408,3 +408,21 @@ def test_a_batch_server_answers_csv_and_parquet_in_columns(columns_server, serve
     assert status == 200, columns
     _, labelled = _post(server, body, kind)
     assert columns["predictions"]["genre"] == [row["genre"] for row in labelled["predictions"]]
+
+
+def test_the_web_page_answers_alike_through_the_endpoint_and_in_process(server, store):
+    """``genre web --endpoint`` asks the server for the timeline: the page gets the JSON the model
+    loaded in process gives it, timeline and window length included."""
+    from genre.web import EndpointBackend, LocalBackend
+
+    song, windows = _song()
+    served = EndpointBackend(server).analyse(song, "song.wav")
+    classifier = GenreClassifier(store.estimator, **windowing(True))
+    local = LocalBackend(classifier, label="").analyse(song, "song.wav")
+    assert served["windows"] == local["windows"] == len(served["timeline"]) == windows
+    assert served["window_seconds"] == local["window_seconds"] == pytest.approx(66149 / SAMPLE_RATE)
+    assert served["genre"] == local["genre"]
+    assert served["probabilities"] == pytest.approx(local["probabilities"], rel=1e-12)
+    for far, near in zip(served["timeline"], local["timeline"], strict=True):
+        assert far["start_s"] == near["start_s"]
+        assert far["probabilities"] == pytest.approx(near["probabilities"], rel=1e-12)

@@ -132,17 +132,18 @@ def test_a_song_gets_its_genre_timeline_and_the_version_that_answered(site):
     assert body["file"] == "song.flac"
 
 
-def test_window_probabilities_average_to_predict_audio():
+def test_the_timeline_averages_to_the_answer():
     from genre.models import make_model
 
     ds = load_data("embedded")
     classifier = GenreClassifier(make_model("knn").fit(ds.X, ds.y))
-    data = song(9.5)
-    windows = classifier.window_probabilities(data, name="x")
-    assert list(windows.columns) == classifier.classes and windows.index.name == "start_s"
-    answer = classifier.predict_audio([data]).iloc[0]
-    assert answer["windows"] == len(windows) == 3
-    np.testing.assert_allclose(windows.mean().to_numpy(), list(answer["probabilities"].values()))
+    answer = classifier.predict_audio([song(9.5)], timeline=True).iloc[0]
+    timeline = answer["timeline"]
+    assert answer["windows"] == len(timeline) == 3
+    assert [w["start_s"] for w in timeline] == pytest.approx([0, 3, 6], abs=1e-3)
+    assert [w["end_s"] for w in timeline] == pytest.approx([3, 6, 9], abs=1e-3)
+    mean = np.mean([[w["probabilities"][c] for c in classifier.classes] for w in timeline], axis=0)
+    np.testing.assert_allclose(mean, [answer["probabilities"][c] for c in classifier.classes], rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -258,6 +259,11 @@ def test_endpoint_backend_passes_on_the_server_answer_and_its_errors(site):
                     200,
                     {"predictions": [{"genre": "jazz", "probabilities": {"jazz": 1.0}, "windows": 4}]},
                 )
+                if request.get("params", {}).get("timeline"):
+                    body["predictions"][0]["timeline"] = [
+                        {"start_s": 3.0 * k, "end_s": 3.0 * k + 2.5, "probabilities": {"jazz": 1.0}}
+                        for k in range(4)
+                    ]
             payload = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -273,7 +279,8 @@ def test_endpoint_backend_passes_on_the_server_answer_and_its_errors(site):
     try:
         backend = web.load_backend(endpoint=f"http://127.0.0.1:{server.server_port}/")
         answer = backend.analyse(b"good", "a.wav")
-        assert (answer["genre"], answer["windows"], answer["timeline"]) == ("jazz", 4, None)
+        assert (answer["genre"], answer["windows"], answer["window_seconds"]) == ("jazz", 4, 2.5)
+        assert [w["start_s"] for w in answer["timeline"]] == [0.0, 3.0, 6.0, 9.0]
         with pytest.raises(web.RequestError) as bad:
             backend.analyse(b"bad", "b.wav")
         assert bad.value.kind == "unreadable" and str(bad.value).startswith("b.wav: 3 bytes")
