@@ -78,9 +78,18 @@ def batch_status(done: int, failed: int, *, strict: bool) -> int:
     return 3 if failed and strict else 0
 
 
-def add_data(parser: argparse.ArgumentParser, *, folds: int = 10) -> None:
+def add_data(parser: argparse.ArgumentParser, *, folds: int = 10, features: str = "gtzan57") -> None:
     parser.add_argument(
-        "--data", default="embedded", help="'embedded', a GTZAN-schema CSV or an audio folder"
+        "--data",
+        default="embedded",
+        help="'embedded', a GTZAN-schema CSV, an audio folder, musicnn taggrams (.npz or a folder of them), "
+        "or several of these joined by track, comma-separated",
+    )
+    parser.add_argument(
+        "--features",
+        default=features,
+        help="feature sets the model is given: gtzan57 (the 57 GTZAN features), musicnn (musicnn's tags) "
+        f"or both (default {features})",
     )
     parser.add_argument(
         "--seed", type=whole_number, default=0, help="seed of splits, network and embedded data"

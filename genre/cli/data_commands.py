@@ -42,6 +42,12 @@ def _extract_parser(parser: argparse.ArgumentParser) -> None:
         "paths", nargs="+", help="audio files or folders (or 'embedded' for the generated set)"
     )
     parser.add_argument("--out", required=True, help="CSV to write, in the GTZAN schema")
+    parser.add_argument(
+        "--features",
+        default="gtzan57",
+        help="comma-separated feature sets, each file decoded once for all: gtzan57 (the 57 GTZAN features), "
+        "musicnn (musicnn's 50 MSD tags, mean and std over 3-s patches); default gtzan57",
+    )
     add_windows(parser, default=False)
     add_jobs(parser)
     parser.add_argument("--no-cache", action="store_true", help="re-extract every file, ignoring the cache")
@@ -54,6 +60,7 @@ def _extract(args: argparse.Namespace) -> int:
     result = extract_job(
         args.paths,
         args.out,
+        features=args.features,
         windows=args.windows,
         n_jobs=args.jobs,
         cache=not args.no_cache,

@@ -22,7 +22,11 @@ def _register_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--metric", default="cv_accuracy_mean", help="what 'best' maximises")
     parser.add_argument("--model", default="stacking", help="which model's runs 'best' considers")
-    parser.add_argument("--protocol", default="grouped", help="which protocol's runs 'best' considers")
+    parser.add_argument(
+        "--protocol",
+        default="auto",
+        help="which protocol's runs 'best' considers (auto: filtered when there are any, else grouped)",
+    )
     parser.add_argument("--name", default=settings.MODEL_NAME, help="the registered model")
     parser.add_argument(
         "--alias",

@@ -1,10 +1,16 @@
-"""The GTZAN feature schema: column names, their canonical order and the audio constants behind them.
+"""The feature schema: column names, their canonical order and the audio constants behind them.
 
 Everything that reads or writes feature tables goes through these names, so a CSV from Kaggle, a CSV
-written by ``genre extract`` and a request to the served model all agree on what a row is.
+written by ``genre extract`` and a request to the served model all agree on what a row is. A table
+holds one or more *feature sets*, each complete: ``gtzan57`` (Kaggle's 57 librosa features) and
+``musicnn`` (the mean and standard deviation of musicnn's 50 MSD tag probabilities over a clip's or a
+window's 3-s patches). Their columns always appear in the order of ``FEATURE_SETS``.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterable
 
 __all__ = [
     "SAMPLE_RATE",
@@ -17,6 +23,13 @@ __all__ = [
     "ID_COLUMNS",
     "LABEL_COLUMN",
     "GTZAN_GENRES",
+    "MSD_TAGS",
+    "MUSICNN_TAGS",
+    "MUSICNN_COLUMNS",
+    "FEATURE_SETS",
+    "FEATURE_CHOICES",
+    "feature_columns",
+    "resolve_features",
 ]
 
 #: Audio is loaded at this rate, mono, as librosa's ``load`` does by default (and as GTZAN's clips are).
@@ -69,3 +82,59 @@ GTZAN_GENRES: tuple[str, ...] = (
 )
 
 assert len(FEATURE_COLUMNS) == 57
+
+#: musicnn's 50 Million Song Dataset tags, in the order of its MSD models' outputs (musicnn 0.1.0,
+#: ``configuration.MSD_LABELS``).
+MSD_TAGS: tuple[str, ...] = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+    "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
+    "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental",
+    "punk", "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist",
+    "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy", "funk",
+    "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
+)  # fmt: skip
+
+
+def _column_name(tag: str) -> str:
+    """``Hip-Hop`` -> ``hip_hop``: lowercased, every run of other characters than a-z and 0-9 one ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", tag.lower()).strip("_")
+
+
+#: The tags as they appear in column names (``hip_hop``, ``female_vocalists``, ``00s``).
+MUSICNN_TAGS: tuple[str, ...] = tuple(_column_name(tag) for tag in MSD_TAGS)
+#: The musicnn feature set: per tag, its mean then its standard deviation over the patches.
+MUSICNN_COLUMNS: tuple[str, ...] = tuple(
+    f"musicnn_{tag}_{stat}" for tag in MUSICNN_TAGS for stat in ("mean", "std")
+)
+assert len(set(MUSICNN_COLUMNS)) == 100
+
+#: Every feature set by name, in canonical column order.
+FEATURE_SETS: dict[str, tuple[str, ...]] = {"gtzan57": FEATURE_COLUMNS, "musicnn": MUSICNN_COLUMNS}
+#: What a ``features`` parameter may say: one set, or ``both``.
+FEATURE_CHOICES: dict[str, tuple[str, ...]] = {
+    "gtzan57": ("gtzan57",),
+    "musicnn": ("musicnn",),
+    "both": ("gtzan57", "musicnn"),
+}
+
+
+def resolve_features(features: str | Iterable[str]) -> tuple[str, ...]:
+    """Feature set names in canonical order, from ``"both"``, ``"gtzan57,musicnn"`` or a sequence.
+
+    Raises ``ValueError`` naming an unknown set (callers turn it into their layer's error).
+    """
+    names = [features] if isinstance(features, str) else list(features)
+    sets: set[str] = set()
+    for name in (part.strip() for item in names for part in item.split(",")):
+        if name not in FEATURE_CHOICES:
+            raise ValueError(f"unknown feature set {name!r}; choose from {', '.join(FEATURE_CHOICES)}")
+        sets.update(FEATURE_CHOICES[name])
+    if not sets:
+        raise ValueError(f"no feature set given; choose from {', '.join(FEATURE_CHOICES)}")
+    return tuple(name for name in FEATURE_SETS if name in sets)
+
+
+def feature_columns(sets: Iterable[str]) -> list[str]:
+    """The columns of the feature sets ``sets``, in canonical order."""
+    wanted = set(sets)
+    return [column for name, columns in FEATURE_SETS.items() if name in wanted for column in columns]

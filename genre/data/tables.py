@@ -1,8 +1,9 @@
 """Feature tables in the GTZAN schema: loading, validation, track ids and the ``Dataset`` they become.
 
 Every source of data ends here as one validated ``Dataset``: Kaggle's ``features_30_sec.csv`` /
-``features_3_sec.csv`` (or any CSV of that schema), or the features of a folder of labelled audio or of
-the embedded synthetic set (``genre.features.sources`` extracts them). Validation happens once, at load time,
+``features_3_sec.csv`` (or any CSV of that schema, with the 57 features, the 100 musicnn columns or
+both: see ``genre.data.schema``), or the features of a folder of labelled audio or of the embedded
+synthetic set (``genre.features.sources`` extracts them). Validation happens once, at load time,
 and names the file, row and column of the first problems found, so a bad CSV never reaches a model as
 a numpy error.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,14 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from genre.data.schema import FEATURE_COLUMNS, ID_COLUMNS, LABEL_COLUMN, WINDOW_SAMPLES
+from genre.data.schema import (
+    FEATURE_COLUMNS,
+    FEATURE_SETS,
+    ID_COLUMNS,
+    LABEL_COLUMN,
+    WINDOW_SAMPLES,
+    feature_columns,
+)
 from genre.errors import DataError
 
 __all__ = ["EMBEDDED", "Dataset", "from_frame", "load_csv", "numeric_features", "track_id"]
@@ -48,8 +56,8 @@ class Dataset:
     Attributes
     ----------
     frame : pandas.DataFrame
-        Columns ``filename``, ``track``, ``group``, ``label`` and the 57 ``FEATURE_COLUMNS`` (float64),
-        one row per clip or per window, index 0..n-1.
+        Columns ``filename``, ``track``, ``group``, ``label`` and the columns of its feature sets
+        (float64), one row per clip or per window, index 0..n-1.
     source : str
         The file or folder it was read from (for the embedded set, the folder it was generated in);
         logged with every run.
@@ -58,17 +66,20 @@ class Dataset:
     name : str
         A short name for run parameters and dataset logging (the file or folder name, or
         ``embedded-seed<n>``).
+    feature_sets : tuple of str
+        The feature sets its frame holds (``gtzan57``, ``musicnn``), in canonical order.
     """
 
     frame: pd.DataFrame
     source: str
     windowed: bool
     name: str
+    feature_sets: tuple[str, ...] = ("gtzan57",)
 
     @property
     def X(self) -> pd.DataFrame:  # noqa: N802 - scikit-learn's name for the design matrix
-        """The 57 features, in canonical order."""
-        return self.frame.loc[:, list(FEATURE_COLUMNS)]
+        """The features of every set it holds, in canonical order."""
+        return self.frame.loc[:, feature_columns(self.feature_sets)]
 
     @property
     def y(self) -> np.ndarray:
@@ -88,7 +99,23 @@ class Dataset:
     def subset(self, rows: np.ndarray) -> Dataset:
         """The rows at positions ``rows`` as a dataset of their own (e.g. a protocol's training part)."""
         frame = self.frame.iloc[rows].reset_index(drop=True)
-        return Dataset(frame=frame, source=self.source, windowed=self.windowed, name=self.name)
+        return replace(self, frame=frame)
+
+    def with_features(self, sets: Sequence[str]) -> Dataset:
+        """The same rows with only the feature sets ``sets`` (what a model trained on them is given).
+
+        Raises ``DataError`` naming the sets the data lacks and the ones it has.
+        """
+        missing = [name for name in sets if name not in self.feature_sets]
+        if missing:
+            raise DataError(
+                f"{self.source}: no {' or '.join(missing)} features in this data (it holds "
+                f"{', '.join(self.feature_sets)}); extract them with `genre extract --features "
+                f"{','.join(sets)}` or choose features={','.join(self.feature_sets)}"
+            )
+        kept = tuple(name for name in FEATURE_SETS if name in sets)
+        dropped = [c for c in feature_columns(self.feature_sets) if c not in set(feature_columns(kept))]
+        return replace(self, frame=self.frame.drop(columns=dropped), feature_sets=kept)
 
     @classmethod
     def from_rows(
@@ -100,8 +127,9 @@ class Dataset:
         source: str,
         windowed: bool = False,
     ) -> Dataset:
-        """A dataset of rows already validated, as an estimator's ``fit`` receives them: ``X`` (the 57
-        features), ``y`` and the track ``groups`` (each group its own track, repeats already merged).
+        """A dataset of rows already validated, as an estimator's ``fit`` receives them: ``X`` (the
+        features of one or more complete sets, in canonical order), ``y`` and the track ``groups`` (each
+        group its own track, repeats already merged).
 
         How a search running inside an outer cross-validation fold (``genre.tuning``) gets back a
         ``Dataset`` for its own inner folds.
@@ -110,8 +138,10 @@ class Dataset:
         ids = pd.DataFrame(
             {"filename": groups, "track": groups, "group": groups, LABEL_COLUMN: np.asarray(y)}
         )
-        features = X.loc[:, list(FEATURE_COLUMNS)].reset_index(drop=True)
-        return cls(frame=pd.concat([ids, features], axis=1), source=source, windowed=windowed, name=source)
+        sets = tuple(name for name, columns in FEATURE_SETS.items() if set(columns) <= set(X.columns))
+        features = X.loc[:, feature_columns(sets)].reset_index(drop=True)
+        frame = pd.concat([ids, features], axis=1)
+        return cls(frame=frame, source=source, windowed=windowed, name=source, feature_sets=sets)
 
     def summary(self) -> dict[str, int | bool | str]:
         """Counts worth logging as run parameters (``data.*``: never the name of an MLproject parameter)."""
@@ -122,6 +152,7 @@ class Dataset:
             "data.tracks": int(self.frame["track"].nunique()),
             "data.classes": len(self.labels),
             "data.windowed": self.windowed,
+            "data.features": ",".join(self.feature_sets),
         }
 
 
@@ -144,7 +175,8 @@ def load_csv(
     Parameters
     ----------
     path : str or Path
-        A CSV with ``filename``, ``label`` and the 57 feature columns (any order); ``length`` is allowed.
+        A CSV with ``filename``, ``label`` and the columns of one or more complete feature sets (the 57
+        GTZAN features, the 100 musicnn columns; any order); ``length`` is allowed.
     labels : sequence of str, optional
         The allowed label set; a row with any other label is an error.
     windowed : bool, optional
@@ -155,8 +187,8 @@ def load_csv(
     ------
     DataError
         Naming the file and the rows/columns at fault: unreadable or empty file, missing or extra
-        columns, non-numeric or non-finite values, missing labels, duplicate file names, a single
-        class, or labels outside ``labels``.
+        columns (including a feature set given in part), non-numeric or non-finite values, missing
+        labels, duplicate file names, a single class, or labels outside ``labels``.
     """
     path = Path(path)
     if not path.is_file():
@@ -183,11 +215,11 @@ def from_frame(
     This is ``load_csv`` without the file: audio extraction and tests build tables in memory and go
     through the same checks. ``source`` names the table in error messages; ``name`` defaults to its stem.
     """
-    _check_columns(raw, source)
+    sets = _check_columns(raw, source)
     if raw.empty:
         raise DataError(f"{source}: no data rows (only a header)")
 
-    features = _numeric_features(raw, source)
+    features = _numeric_features(raw, source, feature_columns(sets))
     label = raw[LABEL_COLUMN].astype(str).str.strip()
     filename = raw["filename"].astype(str).str.strip()
     _check_labels(label, source, labels)
@@ -205,16 +237,24 @@ def from_frame(
         ],
         axis=1,
     ).reset_index(drop=True)
-    frame.insert(2, "group", _groups_merging_repeats(frame, source))
-    return Dataset(frame=frame, source=source, windowed=windowed, name=name or Path(source).stem)
+    frame.insert(2, "group", _groups_merging_repeats(frame, source, feature_columns(sets)))
+    return Dataset(
+        frame=frame, source=source, windowed=windowed, name=name or Path(source).stem, feature_sets=sets
+    )
 
 
-def _check_columns(raw: pd.DataFrame, source: str) -> None:
-    required = {"filename", LABEL_COLUMN, *FEATURE_COLUMNS}
-    allowed = required | set(ID_COLUMNS)
+def _check_columns(raw: pd.DataFrame, source: str) -> tuple[str, ...]:
+    """The feature sets ``raw`` holds, or an error naming missing, unexpected and repeated columns.
+
+    A set counts as present when any of its columns is; then all of them are required. The 57 GTZAN
+    features are required when no other set is present.
+    """
     columns = [str(c).strip() for c in raw.columns]
     raw.columns = columns
-    missing = [c for c in ("filename", *FEATURE_COLUMNS, LABEL_COLUMN) if c not in columns]
+    sets = tuple(name for name, names in FEATURE_SETS.items() if set(names) & set(columns)) or ("gtzan57",)
+    required = {"filename", LABEL_COLUMN, *feature_columns(sets)}
+    allowed = required | set(ID_COLUMNS)
+    missing = [c for c in ("filename", *feature_columns(sets), LABEL_COLUMN) if c not in columns]
     extra = [c for c in columns if c not in allowed]
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     problems = []
@@ -227,13 +267,14 @@ def _check_columns(raw: pd.DataFrame, source: str) -> None:
     if problems:
         raise DataError(
             f"{source}: {'; '.join(problems)} (expected the GTZAN schema: filename, optional length, "
-            f"the 57 features, label)"
+            f"the 57 features and/or the 100 musicnn columns, label)"
         )
+    return sets
 
 
-def _numeric_features(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+def _numeric_features(raw: pd.DataFrame, source: str, columns: Sequence[str]) -> pd.DataFrame:
     """The feature columns as float64, or an error naming the first bad cells (CSV line numbers)."""
-    values, bad, first = numeric_features(raw, limit=_MAX_REPORTED)
+    values, bad, first = numeric_features(raw, columns=columns, limit=_MAX_REPORTED)
     if bad:
         cells = [
             f"line {row + 2} ({raw['filename'].iloc[row]}), column {column}: {value!r}"
@@ -243,20 +284,20 @@ def _numeric_features(raw: pd.DataFrame, source: str) -> pd.DataFrame:
         raise DataError(
             f"{source}: {bad} feature value(s) are not finite numbers: " + "; ".join(cells) + more
         )
-    return pd.DataFrame(values, columns=list(FEATURE_COLUMNS))
+    return pd.DataFrame(values, columns=list(columns))
 
 
 def numeric_features(
-    table: pd.DataFrame, *, limit: int = 5
+    table: pd.DataFrame, *, columns: Sequence[str] = FEATURE_COLUMNS, limit: int = 5
 ) -> tuple[np.ndarray, int, list[tuple[int, str, object]]]:
-    """The 57 feature columns of ``table`` as float64, how many cells are not finite numbers, and the first
-    ``limit`` of those as (row position, column, the value as given).
+    """The feature ``columns`` of ``table`` (default the 57) as float64, how many cells are not finite
+    numbers, and the first ``limit`` of those as (row position, column, the value as given).
 
     The one finiteness rule for a CSV being loaded and a request being served: text that is not a
     number, a missing value, NaN, an infinity and a boolean (``True`` is not a tempo) are all refused.
     Numeric tables take a fast path: a served batch is checked in microseconds.
     """
-    features = table.loc[:, list(FEATURE_COLUMNS)]
+    features = table.loc[:, list(columns)]
     if features.dtypes.map(lambda dtype: getattr(dtype, "kind", "O")).isin(["f", "i", "u"]).all():
         values = features.to_numpy(dtype=np.float64)
         given = None
@@ -274,7 +315,7 @@ def numeric_features(
     first = [
         (
             int(row),
-            FEATURE_COLUMNS[col],
+            columns[col],
             given.iat[row, col] if given is not None else float(values[row, col]),
         )
         for row, col in zip(rows[:limit], cols[:limit], strict=True)
@@ -314,7 +355,7 @@ def _check_filenames(filename: pd.Series, source: str) -> None:
         )
 
 
-def _groups_merging_repeats(frame: pd.DataFrame, source: str) -> pd.Series:
+def _groups_merging_repeats(frame: pd.DataFrame, source: str, columns: Sequence[str]) -> pd.Series:
     """Track ids, merged across tracks that share a row of identical features.
 
     GTZAN holds the same audio under several names; left apart, a copy in train and one in test would
@@ -322,7 +363,7 @@ def _groups_merging_repeats(frame: pd.DataFrame, source: str) -> pd.Series:
     connected components of the "shares a row with" graph), named after its first track.
     """
     tracks, track_codes = np.unique(frame["track"].to_numpy(dtype=str), return_inverse=True)
-    copy_of = frame.groupby(list(FEATURE_COLUMNS), sort=False).ngroup().to_numpy()
+    copy_of = frame.groupby(list(columns), sort=False).ngroup().to_numpy()
     first_track_of_copy = pd.Series(track_codes).groupby(copy_of).transform("first").to_numpy()
     repeats = first_track_of_copy != track_codes
     if repeats.any():

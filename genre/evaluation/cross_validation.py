@@ -1,11 +1,13 @@
 """Scoring a model under a protocol: per-fold cross-validation, held-out test, track-level accuracy.
 
-The two protocols (see ``genre.evaluation.protocols``) are evaluated by the same code so their numbers are
-comparable, metric for metric:
+The three protocols (see ``genre.evaluation.protocols``) are evaluated by the same code so their numbers
+are comparable, metric for metric:
 
+* ``filtered``: GTZAN's artist-aware split; cross-validation in contiguous track folds over the train
+  and valid tracks, the model fitted on them, and the 290 test tracks the held-out test.
+* ``grouped``: track-grouped stratified k-fold over all rows; no held-out set.
 * ``seed``: the rows are split 80/20 at random (stratified); cross-validation runs row-wise on the
   80 %, and the 20 % is the held-out test. On windowed data this leaks, and is labelled so.
-* ``grouped``: track-grouped stratified k-fold over all rows; no held-out set.
 
 On windowed data the window probabilities of each track in a test fold are averaged into one track
 prediction, and ``track_accuracy`` is reported beside the window-level scores.
@@ -33,7 +35,14 @@ from sklearn.utils.metadata_routing import get_routing_for_object
 
 from genre.data import Dataset
 from genre.evaluation.metrics import score, track_accuracy
-from genre.evaluation.protocols import check_protocols, grouped_folds, row_folds, seed_split
+from genre.evaluation.protocols import (
+    check_protocols,
+    filtered_folds,
+    filtered_split,
+    grouped_folds,
+    row_folds,
+    seed_split,
+)
 
 __all__ = ["Evaluation", "cross_validate_groups", "evaluate", "fit_model", "routed_groups", "score_fold"]
 
@@ -50,16 +59,19 @@ class Evaluation:
     folds : pandas.DataFrame
         One row per fold (``fold`` 0..k-1) with the ``SCORES`` (and ``track_accuracy`` on windowed data).
     test : dict or None
-        Held-out scores (``seed`` protocol only).
+        Held-out scores (``filtered`` and ``seed``).
     y_true, y_pred : numpy.ndarray
-        What the confusion matrix shows: the held-out test (``seed``) or the out-of-fold predictions
-        of every row (``grouped``).
+        What the confusion matrix shows: the held-out test (``filtered``, ``seed``) or the out-of-fold
+        predictions of every row (``grouped``).
     train_rows : numpy.ndarray
-        Rows the final model is trained on: the 80 % (``seed``) or everything (``grouped``).
+        Rows the final model is trained on: the train and valid tracks (``filtered``), the 80 %
+        (``seed``) or everything (``grouped``).
     fitted : Pipeline
-        The model fitted on ``train_rows``: what the ``seed`` protocol tests, and what a run logs.
+        The model fitted on ``train_rows``: what a held-out test scores, and what a run logs.
     test_rows : numpy.ndarray or None
-        The held-out rows (``seed`` protocol only).
+        The held-out rows (``filtered`` and ``seed``).
+    dropped_rows : int
+        Rows no side of the protocol uses (``filtered``: tracks outside GTZAN's lists).
     """
 
     protocol: str
@@ -70,6 +82,7 @@ class Evaluation:
     train_rows: np.ndarray
     fitted: Pipeline
     test_rows: np.ndarray | None = None
+    dropped_rows: int = 0
 
     def summary(self) -> dict[str, float]:
         """``cv_<score>_mean`` / ``_std`` over folds and ``test_<score>``: the run's headline metrics."""
@@ -101,9 +114,13 @@ def evaluate(
     more fits are done (for progress on the console).
     """
     check_protocols([protocol])
+    dropped = 0
     if protocol == "grouped":
         train_rows = np.arange(len(dataset.frame))
         folds = grouped_folds(dataset, n_splits=n_splits, seed=seed)
+    elif protocol == "filtered":
+        train_rows, test_rows, dropped = filtered_split(dataset)
+        folds = filtered_folds(dataset.subset(train_rows), n_splits=n_splits)
     else:
         train_rows, test_rows = seed_split(dataset, seed=seed)
         folds = row_folds(dataset.subset(train_rows), n_splits=n_splits, seed=seed)
@@ -113,7 +130,9 @@ def evaluate(
         return Evaluation(protocol, fold_scores, None, dataset.y, oof, train_rows, fitted)
     test = dataset.subset(test_rows)
     predicted, test_scores = score_fold(fitted, test)
-    return Evaluation(protocol, fold_scores, test_scores, test.y, predicted, train_rows, fitted, test_rows)
+    return Evaluation(
+        protocol, fold_scores, test_scores, test.y, predicted, train_rows, fitted, test_rows, dropped
+    )
 
 
 def fit_model(model: BaseEstimator, dataset: Dataset) -> Any:

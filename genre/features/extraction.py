@@ -1,4 +1,5 @@
-"""Batch feature extraction: audio files and folders in, one GTZAN-schema table out.
+"""Batch feature extraction: audio files and folders in, one GTZAN-schema table out (the 57 features,
+musicnn's tags, or both, from one decode of each file).
 
 A library of thousands of files takes a while, and some of them will be broken. So this layer runs
 files in parallel (joblib), shows progress (tqdm), caches each file's features on disk (joblib.Memory,
@@ -23,10 +24,10 @@ from tqdm.auto import tqdm
 import genre
 from genre import settings
 from genre.data import schema
-from genre.data.schema import FEATURE_COLUMNS, SAMPLE_RATE, WINDOW_SAMPLES
+from genre.data.schema import SAMPLE_RATE, WINDOW_SAMPLES, feature_columns
 from genre.errors import AudioError, DataError
-from genre.features import gtzan57
 from genre.features.audio import AUDIO_EXTENSIONS, check_clip, load_audio
+from genre.features.sets import extract_set_windows, extract_sets
 
 __all__ = [
     "ExtractionResult",
@@ -44,8 +45,9 @@ class ExtractionResult:
     Attributes
     ----------
     features : pandas.DataFrame
-        GTZAN schema: ``filename``, ``length``, the 57 features, ``label`` (the file's folder name);
-        one row per file, or per window with ``windows=True`` (``name.<k>.ext``).
+        GTZAN schema: ``filename``, ``length``, the columns of the feature sets asked for, ``label``
+        (the file's folder name); one row per file, or per window with ``windows=True``
+        (``name.<k>.ext``).
     failures : pandas.DataFrame
         ``path``, ``kind`` (empty, unreadable, silent, too_short, error) and ``message`` per failed file.
     files_done : int
@@ -90,11 +92,12 @@ def extract_paths(
     paths: Sequence[str | Path],
     *,
     windows: bool = False,
+    features: Sequence[str] = ("gtzan57",),
     n_jobs: int = 1,
     cache_dir: str | Path | None = "default",
     progress: bool = False,
 ) -> ExtractionResult:
-    """Extract the 57 features from every audio file under ``paths``.
+    """Extract the feature sets ``features`` from every audio file under ``paths``.
 
     Parameters
     ----------
@@ -102,6 +105,9 @@ def extract_paths(
         Files and folders; folders are searched recursively for ``AUDIO_EXTENSIONS``.
     windows : bool, default False
         One row per complete 3-second window (Kaggle's ``features_3_sec.csv``) instead of one per file.
+    features : sequence of str, default ("gtzan57",)
+        Feature sets, each file decoded once for all of them: ``gtzan57`` (the 57 GTZAN features) and
+        ``musicnn`` (musicnn's 50 MSD tags, mean and std over the 3-s patches).
     n_jobs : int, default 1
         Worker processes (joblib; -1 for all cores). Each worker compiles librosa's numba code once.
     cache_dir : str, Path or None, default "default"
@@ -120,14 +126,16 @@ def extract_paths(
         When a path does not exist, no audio is found, or two files share a base name (the ``filename``
         column, and the track ids derived from it, must be unique).
     """
+    sets = tuple(name for name in ("gtzan57", "musicnn") if name in features)
     files = find_audio_files(paths)
     _check_unique_names(files)
+    digest = _extractor_digest(sets)
     if cache_dir == "default":
         cache_dir = settings.cache_dir() / "features"
     extract_file = Memory(cache_dir, verbose=0).cache(_extract_file) if cache_dir else _extract_file
 
     start = time.perf_counter()
-    jobs = (delayed(_extract_or_report)(extract_file, path, windows) for path in files)
+    jobs = (delayed(_extract_or_report)(extract_file, path, windows, sets, digest) for path in files)
     outcomes = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     rows: list[dict[str, object]] = []
     failures: list[dict[str, str]] = []
@@ -136,7 +144,7 @@ def extract_paths(
         rows.extend(file_rows)
         if failure:
             failures.append(failure)
-    table = pd.DataFrame(rows, columns=["filename", "length", *FEATURE_COLUMNS, "label"])
+    table = pd.DataFrame(rows, columns=["filename", "length", *feature_columns(sets), "label"])
     return ExtractionResult(
         features=table,
         failures=pd.DataFrame(failures, columns=_FAILURE_COLUMNS),
@@ -156,19 +164,24 @@ def _check_unique_names(files: list[Path]) -> None:
         seen[path.name] = path
 
 
-def _extract_or_report(extract_file, path: Path, windows: bool) -> tuple[list[dict], dict | None]:
+def _extract_or_report(
+    extract_file, path: Path, windows: bool, sets: tuple[str, ...], digest: str
+) -> tuple[list[dict], dict | None]:
     """Run one file; turn any failure into a report row so the batch carries on."""
     try:
         stat = path.stat()
-        return extract_file(str(path), stat.st_size, stat.st_mtime_ns, windows, _EXTRACTOR_DIGEST), None
+        return extract_file(str(path), stat.st_size, stat.st_mtime_ns, windows, sets, digest), None
     except AudioError as exc:
         return [], {"path": str(path), "kind": exc.kind, "message": str(exc)}
     except Exception as exc:  # one broken file must not lose the others' results
         return [], {"path": str(path), "kind": "error", "message": f"{path}: {type(exc).__name__}: {exc}"}
 
 
-def _extract_file(path: str, size: int, mtime_ns: int, windows: bool, digest: str) -> list[dict]:
-    """The rows of one file. ``size``, ``mtime_ns`` and ``digest`` only key the cache.
+def _extract_file(
+    path: str, size: int, mtime_ns: int, windows: bool, sets: tuple[str, ...], digest: str
+) -> list[dict]:
+    """The rows of one file, with the feature sets ``sets``. ``size``, ``mtime_ns`` and ``digest`` only
+    key the cache.
 
     Raises ``AudioError`` for a file shorter than one window or silent throughout; a failure is never
     cached, so a fixed file is retried.
@@ -181,28 +194,30 @@ def _extract_file(path: str, size: int, mtime_ns: int, windows: bool, digest: st
     if windows:
         return [
             {"filename": f"{name.stem}.{k}{name.suffix}", "length": WINDOW_SAMPLES, **row, "label": label}
-            for k, row in enumerate(gtzan57.extract_windows(y, sr=SAMPLE_RATE))
+            for k, row in enumerate(extract_set_windows(y, sets=sets, sr=SAMPLE_RATE))
         ]
     return [
         {
             "filename": name.name,
             "length": len(y),
-            **gtzan57.extract_features(y, sr=SAMPLE_RATE),
+            **extract_sets(y, sets=sets, sr=SAMPLE_RATE),
             "label": label,
         }
     ]
 
 
-def _extractor_digest() -> str:
-    """What a cached row depends on besides the file: genre's and librosa's versions, and the source of
-    every module of this layer and of the schema (sample rate, frames, windows, columns).
+def _extractor_digest(sets: tuple[str, ...]) -> str:
+    """What a cached row depends on besides the file: genre's and librosa's versions, the source of every
+    module of this layer and of the schema (sample rate, frames, windows, columns), and with musicnn
+    the digest of its weights.
 
     Part of each cache entry's key, so a change to any of them recomputes instead of serving stale rows.
     """
     digest = hashlib.sha256(f"genre {genre.__version__}; librosa {librosa.__version__}".encode())
     for module in [*sorted(Path(__file__).parent.glob("*.py")), Path(schema.__file__)]:
         digest.update(module.name.encode() + module.read_bytes())
+    if "musicnn" in sets:
+        from genre.features import musicnn_weights
+
+        digest.update(musicnn_weights.checkpoint_digest(musicnn_weights.checkpoint_dir()).encode())
     return digest.hexdigest()[:16]
-
-
-_EXTRACTOR_DIGEST = _extractor_digest()

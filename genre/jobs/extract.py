@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from genre.data import from_frame
-from genre.errors import DataError
+from genre.data.schema import resolve_features
+from genre.errors import ConfigError, DataError
 from genre.features import ExtractionResult, extract_paths, resolve_audio_paths
 
 __all__ = ["extract_job"]
@@ -20,21 +21,32 @@ def extract_job(
     paths: Sequence[str | Path],
     out: str | Path,
     *,
+    features: str | Sequence[str] = "gtzan57",
     windows: bool = False,
     n_jobs: int = 1,
     cache: bool = True,
     track: bool = False,
     progress: bool = False,
 ) -> ExtractionResult:
-    """Extract features from audio ``paths`` into the CSV ``out``; its failures beside it.
+    """Extract the feature sets ``features`` (``gtzan57``, ``musicnn``, both: each file decoded once)
+    from audio ``paths`` into the CSV ``out``; its failures beside it.
 
     The failures report goes to ``<out stem>.failures.csv`` (only when something failed). With
     ``track=True`` the batch is one MLflow run: parameters, the CSV as an artifact and as a dataset,
     and ``files_done``, ``files_failed`` and ``seconds_per_track`` as metrics.
     """
     out = Path(out)
+    try:
+        sets = resolve_features(features)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if "musicnn" in sets:
+        from genre.features import musicnn_weights
+
+        musicnn_weights.checkpoint_dir()  # before any file is read: a missing install names the command
     result = extract_paths(
         resolve_audio_paths(paths),
+        features=sets,
         windows=windows,
         n_jobs=n_jobs,
         cache_dir="default" if cache else None,
@@ -48,7 +60,13 @@ def extract_job(
         result.failures.to_csv(failures_path, index=False)
     if track:
         _log_extraction(
-            result, paths=paths, out=out, failures_path=failures_path, windows=windows, n_jobs=n_jobs
+            result,
+            paths=paths,
+            out=out,
+            failures_path=failures_path,
+            windows=windows,
+            n_jobs=n_jobs,
+            features=sets,
         )
     return result
 
@@ -61,6 +79,7 @@ def _log_extraction(
     failures_path: Path,
     windows: bool,
     n_jobs: int,
+    features: Sequence[str],
 ) -> None:
     import mlflow
 
@@ -70,7 +89,12 @@ def _log_extraction(
     with tracked_run(run_name="extract_features"):
         mlflow.set_tags({"genre.job": "extract_features"})
         mlflow.log_params(
-            {"extract.paths": ",".join(map(str, paths)), "extract.windows": windows, "extract.n_jobs": n_jobs}
+            {
+                "extract.paths": ",".join(map(str, paths)),
+                "extract.features": ",".join(features),
+                "extract.windows": windows,
+                "extract.n_jobs": n_jobs,
+            }
         )
         files_done = result.files_done
         mlflow.log_metrics(

@@ -14,7 +14,9 @@ import pandas as pd
 from mlflow.entities import Run
 
 from genre.data import EMBEDDED, Dataset
-from genre.evaluation import check_protocols
+from genre.data.schema import FEATURE_CHOICES, resolve_features
+from genre.errors import ConfigError, DataError
+from genre.evaluation import PROTOCOLS, check_protocols, filtered_split
 from genre.features import load_data
 from genre.models import MODEL_NAMES, import_keras, make_model
 from genre.progress import Progress
@@ -22,7 +24,11 @@ from genre.tracking import configure_tracking, finished_run, run_key
 from genre.training import TrainResult, compare, train_run
 from genre.tuning import tuned_stack_params
 
-__all__ = ["main_job", "train_job", "tune_stacking_job"]
+__all__ = ["AUTO", "main_job", "train_job", "tune_stacking_job"]
+
+#: ``protocols`` / ``features`` of ``genre main`` chosen from the data: every protocol and the data's
+#: feature sets.
+AUTO = "auto"
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ def train_job(
     *,
     params: Mapping[str, Any] | None = None,
     protocol: str = "grouped",
+    features: str = "gtzan57",
     n_splits: int = 10,
     seed: int = 0,
     windows: bool = True,
@@ -43,14 +50,24 @@ def train_job(
     """The ``knn``, ``svm``, ``nn`` and ``stacking`` entry points: train and record one model.
 
     The model and its ``params`` are checked before the data is even loaded, so an unknown option or an
-    impossible value fails at once with a ``ConfigError``. A finished run of the same model, parameters,
-    data and code is returned instead of training again (unless ``force``).
+    impossible value fails at once with a ``ConfigError``. Audio data is extracted with the feature sets
+    ``features`` needs. A finished run of the same model, parameters, features, data and code is returned
+    instead of training again (unless ``force``).
     """
-    make_model(model_name, params, random_state=seed)
+    make_model(model_name, params, random_state=seed, features=features)
     check_protocols([protocol])
     progress = progress or Progress(quiet=True)
-    dataset = _load_and_configure(data, windows=windows, seed=seed, n_jobs=n_jobs, progress=progress)
+    dataset = _load_and_configure(
+        data,
+        windows=windows,
+        seed=seed,
+        n_jobs=n_jobs,
+        progress=progress,
+        features=resolve_features(features),
+    )
     question = {"model": model_name, "params": dict(params or {}), "protocol": protocol, "folds": n_splits}
+    if features != "gtzan57":  # keys of runs from before feature sets existed stay valid
+        question["features"] = features
     key = run_key("train", {**question, "seed": seed}, dataset)
     if not force and (previous := finished_run(key)) is not None:
         progress.note(_reused(previous))
@@ -61,6 +78,7 @@ def train_job(
         dataset,
         params=params,
         protocol=protocol,
+        features=features,
         n_splits=n_splits,
         seed=seed,
         n_jobs=n_jobs,
@@ -73,7 +91,8 @@ def main_job(
     data: str = EMBEDDED,
     *,
     models: Sequence[str] = MODEL_NAMES,
-    protocols: Sequence[str] = ("grouped", "seed"),
+    protocols: Sequence[str] | str = AUTO,
+    features: Sequence[str] | str = AUTO,
     n_splits: int = 5,
     seed: int = 0,
     windows: bool = True,
@@ -83,17 +102,31 @@ def main_job(
 ) -> pd.DataFrame:
     """The README's main command: every model under every protocol, one parent run, a comparison table.
 
-    See ``genre.training.comparison``. Default data is the embedded set; protocols default to both, so
-    the leaky ``seed`` figure always stands beside the honest ``grouped`` one. Rerun with the same code,
+    See ``genre.training.comparison``. Default data is the embedded set. ``protocols="auto"`` runs every
+    protocol the data allows (``filtered`` on GTZAN data, then ``grouped`` and ``seed``), so the leaky
+    figures always stand beside the honest ones; ``features="auto"`` gives the models every feature set
+    the data holds (``both`` for a table of two; on audio, the 57 features). Rerun with the same code,
     data and parameters, the finished parent run's table is returned and nothing is trained (unless
     ``force``).
     """
+    choices = [] if features == AUTO else list(features)
+    for choice in choices:
+        if choice not in FEATURE_CHOICES:
+            raise ConfigError(f"unknown features {choice!r}; expected one of {', '.join(FEATURE_CHOICES)}")
     for name in models:
         make_model(name, random_state=seed)
-    check_protocols(protocols)
+    if protocols != AUTO:
+        check_protocols(protocols)
     progress = progress or Progress(quiet=True)
-    dataset = _load_and_configure(data, windows=windows, seed=seed, n_jobs=n_jobs, progress=progress)
-    question = {"models": list(models), "protocols": list(protocols), "folds": n_splits, "seed": seed}
+    needed = resolve_features(choices) if choices else ("gtzan57",)
+    dataset = _load_and_configure(
+        data, windows=windows, seed=seed, n_jobs=n_jobs, progress=progress, features=needed
+    )
+    choices = choices or [_choice_of(dataset.feature_sets)]
+    protocols = _protocols_for(dataset, progress) if protocols == AUTO else list(protocols)
+    question = {"models": list(models), "protocols": protocols, "folds": n_splits, "seed": seed}
+    if choices != ["gtzan57"]:
+        question["features"] = choices
     key = run_key("main", question, dataset)
     if not force and (previous := finished_run(key)) is not None:
         progress.note(_reused(previous))
@@ -104,6 +137,7 @@ def main_job(
         dataset,
         models=models,
         protocols=protocols,
+        features=choices,
         n_splits=n_splits,
         seed=seed,
         n_jobs=n_jobs,
@@ -112,12 +146,31 @@ def main_job(
     )
 
 
-def _load_and_configure(data: str, *, windows: bool, seed: int, n_jobs: int, progress: Progress) -> Dataset:
+def _choice_of(sets: Sequence[str]) -> str:
+    """The ``features`` value that names exactly the feature sets ``sets``."""
+    return next(name for name, members in FEATURE_CHOICES.items() if set(members) == set(sets))
+
+
+def _protocols_for(dataset: Dataset, progress: Progress) -> list[str]:
+    """Every protocol, without ``filtered`` when the data cannot be split by GTZAN's lists (says why)."""
+    try:
+        filtered_split(dataset)
+    except DataError as error:
+        progress.note(f"no filtered protocol: {error.detail if error.subject else error}")
+        return [p for p in PROTOCOLS if p != "filtered"]
+    return list(PROTOCOLS)
+
+
+def _load_and_configure(
+    data: str, *, windows: bool, seed: int, n_jobs: int, progress: Progress, features: Sequence[str]
+) -> Dataset:
     """The job's data, with the tracking store set up on a thread of its own meanwhile: a new store's
     tables take seconds to create, while extraction works in worker processes."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracking") as setup:
         tracking = setup.submit(configure_tracking)
-        dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs, progress=progress.live)
+        dataset = load_data(
+            data, windows=windows, seed=seed, n_jobs=n_jobs, progress=progress.live, features=features
+        )
         tracking.result()
     return dataset
 
@@ -144,6 +197,7 @@ def tune_stacking_job(
     metric: str = "best_cv_accuracy",
     params: Mapping[str, Any] | None = None,
     protocol: str = "grouped",
+    features: str = "gtzan57",
     n_splits: int = 10,
     seed: int = 0,
     windows: bool = True,
@@ -158,9 +212,9 @@ def tune_stacking_job(
     ids and ``stack_sources.json``; a base tuned on other data is flagged in ``genre.warning``.
     """
     check_protocols([protocol])
-    make_model("stacking", params, random_state=seed)
+    make_model("stacking", params, random_state=seed, features=features)
     configure_tracking()
-    dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs)
+    dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs, features=resolve_features(features))
     tuned, provenance = tuned_stack_params(sources or {}, metric=metric, data=dataset.name)
     stack_params = {**tuned, **dict(params or {})}
     tags = {f"genre.source.{base}": entry["run_id"] or "default" for base, entry in provenance.items()}
@@ -176,6 +230,7 @@ def tune_stacking_job(
         dataset,
         params=stack_params,
         protocol=protocol,
+        features=features,
         n_splits=n_splits,
         seed=seed,
         n_jobs=n_jobs,

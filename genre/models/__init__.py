@@ -22,7 +22,7 @@ TensorFlow is imported only when a network is trained or its Keras model is aske
 with a fitted stack never pays its multi-second start-up.
 """
 
-from genre.models.catalog import MODEL_NAMES, check_params, describe, make_model
+from genre.models.catalog import FEATURES, MODEL_NAMES, check_params, describe, make_model, stack_bases
 from genre.models.keras_training import import_keras
 from genre.models.neighbors import KNNClassifier, inverse_square
 from genre.models.network import KerasMLPClassifier
@@ -32,6 +32,7 @@ from genre.models.svm import CalibratedSVC, VectorizedSVC
 from genre.models.transforms import TRANSFORMS, LogVariances
 
 __all__ = [
+    "FEATURES",
     "MODEL_NAMES",
     "TRANSFORMS",
     "CalibratedSVC",
@@ -46,4 +47,5 @@ __all__ = [
     "import_keras",
     "inverse_square",
     "make_model",
+    "stack_bases",
 ]

@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import (
     validate_parameter_constraints,
 )
 
+from genre.data.schema import FEATURE_SETS, resolve_features
 from genre.errors import ConfigError
 from genre.models.neighbors import KNNClassifier, inverse_square
 from genre.models.network import KerasMLPClassifier
@@ -28,23 +29,55 @@ from genre.models.stacking import GroupedStackingClassifier
 from genre.models.svm import CalibratedSVC
 from genre.models.transforms import TRANSFORMS, LogVariances
 
-__all__ = ["MODEL_NAMES", "check_params", "describe", "make_model"]
+__all__ = ["FEATURES", "MODEL_NAMES", "check_params", "describe", "make_model", "stack_bases"]
 
 #: The models ``make_model`` builds, in the order reports list them.
 MODEL_NAMES: tuple[str, ...] = ("knn", "svm", "nn", "stacking")
+
+#: What a model's ``features`` may say: one feature set (``gtzan57``, ``musicnn``) or ``both``.
+FEATURES: tuple[str, ...] = ("gtzan57", "musicnn", "both")
 
 #: What each model is, in a few words, for run descriptions and model cards.
 _DESCRIPTIONS = {
     "knn": "k-nearest neighbours, distance-weighted",
     "svm": "RBF support vector machine with temperature-scaled probabilities",
-    "nn": "Keras MLP, 57 -> 5 x Dense(300) -> 10, early stopping",
-    "stacking": "knn, svm and nn stacked by a logistic regression on track-grouped out-of-fold probabilities",
+    "nn": "Keras MLP, n_features -> 5 x Dense(300) -> n_classes, early stopping",
+    "stacking": "base models stacked by a logistic regression on track-grouped out-of-fold probabilities",
+}
+
+#: The stack's base models for each ``features`` value, as (name, model, feature set). On both sets
+#: the 57-feature models keep their names and an SVM of musicnn's tags joins them.
+_STACK_BASES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "gtzan57": (("knn", "knn", "gtzan57"), ("svm", "svm", "gtzan57"), ("nn", "nn", "gtzan57")),
+    "musicnn": (("knn", "knn", "musicnn"), ("svm", "svm", "musicnn"), ("nn", "nn", "musicnn")),
+    "both": (
+        ("knn", "knn", "gtzan57"),
+        ("svm", "svm", "gtzan57"),
+        ("nn", "nn", "gtzan57"),
+        ("svm_musicnn", "svm", "musicnn"),
+    ),
 }
 
 
-def describe(name: str) -> str:
-    """What model ``name`` is, in a few words."""
-    return _DESCRIPTIONS.get(name, name)
+def describe(name: str, features: str = "gtzan57") -> str:
+    """What model ``name`` on ``features`` is, in a few words."""
+    what = _DESCRIPTIONS.get(name, name)
+    if name == "stacking" and features in _STACK_BASES:
+        bases = ", ".join(f"{model} on {sets}" for _, model, sets in _STACK_BASES[features])
+        what = f"{bases}, stacked by a logistic regression on track-grouped out-of-fold probabilities"
+    return f"{what} ({_FEATURE_WORDS.get(features, features)})"
+
+
+_FEATURE_WORDS = {
+    "gtzan57": "the 57 GTZAN features",
+    "musicnn": "musicnn's 50 MSD tag probabilities, mean and std",
+    "both": "the 57 GTZAN features and musicnn's tags",
+}
+
+
+def stack_bases(features: str = "gtzan57") -> list[tuple[str, str, str]]:
+    """The stack's base models on ``features``: (name in the stack, model, feature set) each."""
+    return list(_STACK_BASES[_checked_features(features)])
 
 
 #: String aliases a configuration may use for callable parameter values, by (estimator class, parameter):
@@ -68,7 +101,7 @@ def _nn(random_state: int) -> KerasMLPClassifier:
     return KerasMLPClassifier(random_state=random_state)
 
 
-def _stacking(random_state: int) -> GroupedStackingClassifier:
+def _stacking(random_state: int, features: str = "gtzan57") -> GroupedStackingClassifier:
     # The meta-learner must learn from out-of-fold probabilities that look like the ones it will combine
     # at test time. GTZAN's CSV is sorted by file name, and neighbouring files of a genre often share an
     # artist, so unshuffled inner folds (``cv=5``) hold out whole runs of artists: base models scored
@@ -76,11 +109,21 @@ def _stacking(random_state: int) -> GroupedStackingClassifier:
     # those fell below the SVM (0.753 vs 0.762). Shuffled inner folds mirror the shuffled outer protocol
     # (0.69-0.74 out of fold) and the stack beats every base model. Given the track groups, the stack cuts
     # the same number of shuffled folds over tracks instead (GroupedStackingClassifier).
+    # On both feature sets each base sees only its own set's columns (``columns``), in the canonical
+    # order the pipeline's input has.
+    bases = _STACK_BASES[features]
+    layout = resolve_features(features)
+    positions, start = {}, 0
+    for name in layout:
+        positions[name] = (start, start + len(FEATURE_SETS[name]))
+        start += len(FEATURE_SETS[name])
+    columns = {base: positions[sets] for base, _, sets in bases} if len(layout) > 1 else None
     return GroupedStackingClassifier(
-        estimators=[(name, _BUILDERS[name](random_state)) for name in ("knn", "svm", "nn")],
+        estimators=[(base, _BUILDERS[model](random_state)) for base, model, _ in bases],
         final_estimator=LogisticRegression(C=1.0, max_iter=1000),
         cv=StratifiedKFold(5, shuffle=True, random_state=random_state),
         stack_method="predict_proba",
+        columns=columns,
     )
 
 
@@ -98,6 +141,7 @@ def make_model(
     *,
     random_state: int = 0,
     transform: str = "standard",
+    features: str = "gtzan57",
 ) -> Pipeline:
     """An unfitted ``SingleThreadedPipeline([("scale", StandardScaler()), (name, estimator)])`` for one of
     ``MODEL_NAMES``.
@@ -137,6 +181,11 @@ def make_model(
         sets them; ``knn`` and ``svm`` are deterministic.
     transform : {"standard", "logvar"}, default="standard"
         ``"logvar"`` puts :class:`LogVariances` (step ``logvar``) before the scaler.
+    features : {"gtzan57", "musicnn", "both"}, default="gtzan57"
+        The feature sets the model is given (its ``X`` holds their columns in canonical order). A
+        single model uses every column; the stack on ``both`` gives the 57-feature ``knn``, ``svm``
+        and ``nn`` their columns and an SVM ``svm_musicnn`` (parameters ``svm_musicnn__C``...) the
+        musicnn ones.
 
     Returns
     -------
@@ -161,13 +210,20 @@ def make_model(
         raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
     if transform not in TRANSFORMS:
         raise ConfigError(f"unknown transform {transform!r}; expected one of {', '.join(TRANSFORMS)}")
-    estimator = _BUILDERS[name](random_state)
+    features = _checked_features(features)
+    estimator = _stacking(random_state, features) if name == "stacking" else _BUILDERS[name](random_state)
     estimator.set_params(**_checked_params(name, estimator, params or {}))
     steps = [("logvar", LogVariances())] if transform == "logvar" else []
     return SingleThreadedPipeline([*steps, ("scale", StandardScaler()), (name, estimator)])
 
 
-def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def _checked_features(features: str) -> str:
+    if features not in FEATURES:
+        raise ConfigError(f"unknown features {features!r}; expected one of {', '.join(FEATURES)}")
+    return features
+
+
+def check_params(name: str, params: Mapping[str, Any], features: str = "gtzan57") -> dict[str, Any]:
     """``params`` for model ``name``, validated as ``make_model`` does, with string aliases resolved.
 
     What a search hands to ``GridSearchCV`` or ``set_params``: a YAML grid can only say
@@ -185,7 +241,8 @@ def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """
     if name not in _BUILDERS:
         raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
-    return _checked_params(name, _BUILDERS[name](0), params)
+    estimator = _stacking(0, _checked_features(features)) if name == "stacking" else _BUILDERS[name](0)
+    return _checked_params(name, estimator, params)
 
 
 def _checked_params(name: str, estimator: BaseEstimator, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from sklearn.base import clone
 from sklearn.ensemble import StackingClassifier
 from sklearn.model_selection import StratifiedGroupKFold, check_cv, cross_val_predict
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, _safe_indexing
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_consistent_length
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 __all__ = ["GroupedStackingClassifier"]
 
@@ -37,9 +37,15 @@ class GroupedStackingClassifier(StackingClassifier):
     Because the stack splits for itself, anything may call ``fit`` with the groups -- a pipeline, a
     cross-validation, a grid search, a test -- and no caller has to prepare its folds.
 
+    Each base estimator may see its own columns of ``X`` (``columns``): how one stack holds an SVM on
+    musicnn's tag probabilities beside models of the 57 GTZAN features, under one meta-learner.
+
     Parameters
     ----------
-    Those of ``StackingClassifier``.
+    columns : dict of str to (int, int), optional
+        For a base estimator's name, the ``[start, stop)`` range of column positions it is fitted and
+        applied on; a base not named sees every column. ``make_model`` sets it from the feature sets.
+    Others as ``StackingClassifier``'s.
 
     Attributes
     ----------
@@ -53,6 +59,30 @@ class GroupedStackingClassifier(StackingClassifier):
     """
 
     __metadata_request__fit = {"groups": True}  # scikit-learn's default request: routed groups
+    _parameter_constraints: dict = {**StackingClassifier._parameter_constraints, "columns": [dict, None]}
+
+    def __init__(
+        self,
+        estimators: list[tuple[str, Any]],
+        final_estimator: Any = None,
+        *,
+        cv: Any = None,
+        stack_method: str = "auto",
+        n_jobs: int | None = None,
+        passthrough: bool = False,
+        verbose: int = 0,
+        columns: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        super().__init__(
+            estimators,
+            final_estimator,
+            cv=cv,
+            stack_method=stack_method,
+            n_jobs=n_jobs,
+            passthrough=passthrough,
+            verbose=verbose,
+        )
+        self.columns = columns
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> GroupedStackingClassifier:
         """Fit the base estimators on all rows and the meta-learner on their out-of-fold predictions.
@@ -77,7 +107,8 @@ class GroupedStackingClassifier(StackingClassifier):
             routed = process_routing(self, "fit", **({} if groups is None else {"groups": groups}))
             kept = [(name, est) for name, est in zip(names, estimators, strict=True) if est != "drop"]
             self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fit)(clone(est), X, y_encoded, routed[name].fit) for name, est in kept
+                delayed(_fit)(clone(est), self._columns_of(name, X), y_encoded, routed[name].fit)
+                for name, est in kept
             )
             self.named_estimators_ = Bunch()
             fitted = iter(self.estimators_)
@@ -87,7 +118,7 @@ class GroupedStackingClassifier(StackingClassifier):
             predictions = Parallel(n_jobs=self.n_jobs)(
                 delayed(cross_val_predict)(
                     clone(est),
-                    X,
+                    self._columns_of(name, X),
                     y_encoded,
                     cv=self.folds_,
                     method=method,
@@ -96,10 +127,27 @@ class GroupedStackingClassifier(StackingClassifier):
                 )
                 for (name, est), method in zip(kept, self.stack_method_, strict=True)
             )
-        if hasattr(self.estimators_[0], "feature_names_in_"):
+        if hasattr(self.estimators_[0], "feature_names_in_") and not self.columns:
             self.feature_names_in_ = self.estimators_[0].feature_names_in_
         self.final_estimator_.fit(self._concatenate_predictions(X, predictions), y_encoded)
         return self
+
+    def _transform(self, X: Any) -> np.ndarray:
+        """The base estimators' predictions side by side, each on its own columns."""
+        check_is_fitted(self)
+        names = [name for name, est in self.estimators if est != "drop"]
+        predictions = [
+            getattr(est, method)(self._columns_of(name, X))
+            for name, est, method in zip(names, self.estimators_, self.stack_method_, strict=True)
+        ]
+        return self._concatenate_predictions(X, predictions)
+
+    def _columns_of(self, name: str, X: Any) -> Any:
+        """The columns base estimator ``name`` works on (all of them unless ``columns`` names it)."""
+        if not self.columns or name not in self.columns:
+            return X
+        start, stop = self.columns[name]
+        return _safe_indexing(X, list(range(start, stop)), axis=1)
 
     def _inner_folds(self, X: Any, y: np.ndarray, groups: Any) -> Folds:
         inner = check_cv(self.cv, y, classifier=True)

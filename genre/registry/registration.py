@@ -30,13 +30,14 @@ from sklearn.pipeline import Pipeline
 from genre import settings
 from genre.data.schema import SAMPLE_RATE
 from genre.errors import RegistryError
-from genre.evaluation import SCORES
+from genre.evaluation import HELD_OUT, SCORES
 from genre.serving import log_serving_model, windowing
 from genre.settings import CHALLENGER, CHAMPION, PREVIOUS
 from genre.tracking import configure_tracking, logged_model_uri, tracked_run
 
 __all__ = [
     "MODEL_CARD_TEMPLATE",
+    "AUTO",
     "Registration",
     "best_run",
     "promote",
@@ -67,20 +68,26 @@ class Registration:
         return f"models:/{self.name}@{self.alias}"
 
 
+#: ``protocol`` of ``best_run`` and ``register`` that prefers GTZAN's artist-aware split.
+AUTO = "auto"
+
+
 def best_run(
     experiment: str | None = None,
     *,
     metric: str = "cv_accuracy_mean",
     model: str = "stacking",
-    protocol: str = "grouped",
+    protocol: str = AUTO,
 ) -> Run:
     """The finished ``model`` run under ``protocol`` in ``experiment`` with the highest ``metric``.
 
     ``experiment`` defaults to the one every entry point agrees on (``tracking.configure_tracking``).
 
     The protocol is part of the choice because scores under different protocols do not compare: a leaky
-    ``seed`` run on 3-s windows would beat every honest ``grouped`` one. Higher is better, as for all of
-    the package's scores. Runs without the metric are not candidates.
+    ``seed`` run on 3-s windows would beat every honest ``grouped`` one. ``auto`` takes the ``filtered``
+    runs (GTZAN's artist-aware split, what users will see) when there are any, else the ``grouped``
+    ones. Higher is better, as for all of the package's scores. Runs without the metric are not
+    candidates. The default metric is a cross-validation score: a test score must not choose a model.
 
     Raises
     ------
@@ -90,6 +97,11 @@ def best_run(
     found = configure_tracking() if experiment is None else mlflow.get_experiment_by_name(experiment)
     if found is None:
         raise RegistryError(f"no experiment named {experiment!r} in {mlflow.get_tracking_uri()}")
+    if protocol == AUTO:
+        try:
+            return best_run(found.name, metric=metric, model=model, protocol="filtered")
+        except RegistryError:
+            protocol = "grouped"
     experiment = found.name
     runs = MlflowClient().search_runs(
         [found.experiment_id],
@@ -116,7 +128,7 @@ def register(
     experiment: str | None = None,
     metric: str = "cv_accuracy_mean",
     model: str = "stacking",
-    protocol: str = "grouped",
+    protocol: str = AUTO,
     name: str = settings.MODEL_NAME,
     alias: str = CHAMPION,
 ) -> Registration:
@@ -152,7 +164,8 @@ def register(
     if run_id is None:
         source = best_run(experiment, metric=metric, model=model, protocol=protocol)
         searched = client.get_experiment(source.info.experiment_id).name
-        selection = f"best {metric} among the {model}/{protocol} runs of experiment {searched!r}"
+        chosen = source.data.tags.get("genre.protocol", protocol)
+        selection = f"best {metric} among the {model}/{chosen} runs of experiment {searched!r}"
     else:
         source = _get_run(client, run_id)
         selection = "run id"
@@ -283,13 +296,18 @@ def _card_tags(run: Run) -> dict[str, str]:
     """What the card says, as searchable tags: model, protocol, data, mean scores, the source run."""
     tags = {
         "genre.model": run.data.tags.get("genre.model", "?"),
+        "genre.features": run.data.tags.get("genre.features", "gtzan57"),
         "genre.protocol": run.data.tags.get("genre.protocol", "?"),
         "genre.leaky": run.data.tags.get("genre.leaky", "?"),
         "genre.source_run_id": run.info.run_id,
     }
     tags.update({f"genre.{k}": v for k, v in run.data.params.items() if k.startswith("data.")})
     tags.update(
-        {f"genre.{k}": f"{v:.4f}" for k, v in sorted(run.data.metrics.items()) if k.endswith("_mean")}
+        {
+            f"genre.{k}": f"{v:.4f}"
+            for k, v in sorted(run.data.metrics.items())
+            if k.endswith("_mean") or k.startswith("test_")
+        }
     )
     return tags
 
@@ -314,7 +332,9 @@ def _model_card(
         name=name,
         version=version,
         model=tags.get("genre.model", "?"),
+        features=tags.get("genre.features", "gtzan57"),
         protocol=tags.get("genre.protocol", "?"),
+        held_out=HELD_OUT.get(tags.get("genre.protocol", ""), "none (cross-validation only)"),
         protocol_description=tags.get("genre.protocol_description", "?"),
         leaky=tags.get("genre.leaky", "?"),
         classes=", ".join(classes),

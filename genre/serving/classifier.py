@@ -6,11 +6,13 @@ stacking ensemble in production), free of MLflow: ``genre.serving.pyfunc.GenrePy
 
 A request is one of two forms, told apart by its columns:
 
-* **features**: the 57 ``FEATURE_COLUMNS``, matched by name in any order, finite numbers;
+* **features**: the columns of the model's feature sets (the 57 ``FEATURE_COLUMNS``, musicnn's 100, or
+  both; the signature lists them), matched by name in any order, finite numbers;
 * **audio**: one column ``audio`` holding a whole audio file per row (WAV, FLAC, OGG, MP3, AU), base64
   encoded in JSON (or raw ``bytes`` in-process). The file is decoded in memory, never read from a path,
   cut into the windows the model was trained on (3-s windows, or 30-s clips) and the windows'
-  probabilities are averaged; the answer says how many windows were used.
+  probabilities are averaged; the answer says how many windows were used, and for a model of musicnn's
+  features the file's strongest musicnn tags (``tags``).
 
 Columns outside the model's signature are ignored: MLflow drops them before ``predict`` runs (and the
 server logs their names), so a row of a GTZAN CSV with its ``filename``, ``length`` and ``label`` is
@@ -35,9 +37,17 @@ import numpy as np
 import pandas as pd
 
 from genre.data import numeric_features
-from genre.data.schema import FEATURE_COLUMNS, SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_STEP
+from genre.data.schema import (
+    FEATURE_SETS,
+    MSD_TAGS,
+    SAMPLE_RATE,
+    WINDOW_SAMPLES,
+    WINDOW_STEP,
+    feature_columns,
+)
 from genre.errors import AudioError, RequestError
-from genre.features import check_clip, gtzan57, load_audio_bytes, warm_up
+from genre.features import check_clip, load_audio_bytes, warm_up
+from genre.features.sets import extract_set_windows
 from genre.threads import single_threaded
 
 __all__ = [
@@ -49,6 +59,7 @@ __all__ = [
     "MAX_ROWS",
     "GenreClassifier",
     "encode_audio",
+    "feature_sets_of",
     "windowing",
 ]
 
@@ -67,6 +78,16 @@ MAX_AUDIO_SECONDS = 600.0
 CLIP_WINDOW_SAMPLES = 660_000
 
 _REPORTED = 5  # bad cells quoted in one message
+#: musicnn tags an audio answer names: the strongest, by mean probability over the file's windows.
+TOP_TAGS = 5
+
+
+def feature_sets_of(estimator: Any) -> tuple[str, ...]:
+    """The feature sets a fitted estimator was trained on, from the column names it saw in ``fit``
+    (estimators fitted on arrays, without names: the 57 GTZAN features)."""
+    names = set(getattr(estimator, "feature_names_in_", ()))
+    sets = tuple(name for name, columns in FEATURE_SETS.items() if set(columns) <= names)
+    return sets or ("gtzan57",)
 
 
 def windowing(windowed: bool) -> dict[str, int]:
@@ -96,12 +117,15 @@ class GenreClassifier:
     Parameters
     ----------
     estimator : fitted classifier
-        Anything with ``predict_proba`` and ``classes_`` fitted on a DataFrame of ``FEATURE_COLUMNS``:
-        a pipeline from ``genre.models.make_model``.
+        Anything with ``predict_proba`` and ``classes_`` fitted on a DataFrame of the columns of one or
+        more feature sets: a pipeline from ``genre.models.make_model``.
     window_samples : int, default WINDOW_SAMPLES
         Length of the audio windows the estimator was trained on (see ``windowing``).
     window_step : int, default WINDOW_STEP
         Samples from one window's start to the next.
+    features : sequence of str, optional
+        The feature sets the estimator takes; default what its ``feature_names_in_`` say
+        (``feature_sets_of``). Audio is turned into exactly these.
 
     Notes
     -----
@@ -115,6 +139,7 @@ class GenreClassifier:
 
     Examples
     --------
+    >>> from genre.data import FEATURE_COLUMNS
     >>> from genre.models import make_model
     >>> rng = np.random.default_rng(0)
     >>> X = pd.DataFrame(rng.normal(size=(40, 57)), columns=FEATURE_COLUMNS)
@@ -130,11 +155,18 @@ class GenreClassifier:
     """
 
     def __init__(
-        self, estimator: Any, *, window_samples: int = WINDOW_SAMPLES, window_step: int = WINDOW_STEP
+        self,
+        estimator: Any,
+        *,
+        window_samples: int = WINDOW_SAMPLES,
+        window_step: int = WINDOW_STEP,
+        features: Sequence[str] | None = None,
     ) -> None:
         self.estimator = estimator
         self.window_samples = window_samples
         self.window_step = window_step
+        self.feature_sets = tuple(features) if features is not None else feature_sets_of(estimator)
+        self.columns = feature_columns(self.feature_sets)
         self.classes = [str(label) for label in estimator.classes_]
 
     def warm_up(self) -> float:
@@ -144,7 +176,11 @@ class GenreClassifier:
         """
         start = time.perf_counter()
         warm_up()
-        zeros = pd.DataFrame(np.zeros((1, len(FEATURE_COLUMNS))), columns=list(FEATURE_COLUMNS))
+        if "musicnn" in self.feature_sets:
+            from genre.features import musicnn
+
+            musicnn.warm_up()
+        zeros = pd.DataFrame(np.zeros((1, len(self.columns))), columns=self.columns)
         self.predict_proba(zeros)
         return time.perf_counter() - start
 
@@ -177,7 +213,7 @@ class GenreClassifier:
             raise RequestError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}", subject="params")
         if not isinstance(request, pd.DataFrame):
             raise RequestError(f"expected a table of rows (a DataFrame), got {type(request).__name__}")
-        present = [c for c in FEATURE_COLUMNS if c in request.columns]
+        present = [c for c in self.columns if c in request.columns]
         if AUDIO_COLUMN in request.columns:
             if present:
                 raise RequestError(
@@ -187,14 +223,14 @@ class GenreClassifier:
             self._check_rows(request, limit=None)
             files = [_audio_bytes(value, row) for row, value in enumerate(request[AUDIO_COLUMN])]
             return self.predict_audio(files, timeline=timeline, layout=layout)
-        missing = [c for c in FEATURE_COLUMNS if c not in request.columns]
+        missing = [c for c in self.columns if c not in request.columns]
         if missing:
             raise RequestError(
-                f"missing feature column(s) {_names(missing)}; send all {len(FEATURE_COLUMNS)} features "
+                f"missing feature column(s) {_names(missing)}; send all {len(self.columns)} features "
                 f"(any order) or {AUDIO_COLUMN!r}"
             )
         self._check_rows(request, limit=MAX_ROWS)
-        return self._answer(self.predict_proba(_finite_features(request)), layout=layout)
+        return self._answer(self.predict_proba(_finite_features(request, self.columns)), layout=layout)
 
     def predict_audio(
         self,
@@ -207,7 +243,8 @@ class GenreClassifier:
         """``predict`` for audio files given as bytes; ``names`` label them in errors (default ``row <i>``).
 
         Each file is cut into the model's windows and its windows' probabilities are averaged: the
-        track-level prediction that ``cv_track_accuracy`` scores.
+        track-level prediction that ``cv_track_accuracy`` scores. A model of musicnn's features also
+        names each file's ``TOP_TAGS`` strongest musicnn tags, averaged over its windows.
         """
         names = [f"row {i}" for i in range(len(files))] if names is None else list(names)
         total = sum(len(data) for data in files)
@@ -225,8 +262,10 @@ class GenreClassifier:
             windows.append(len(found))
         counts = np.array(windows)
         starts = np.cumsum(counts) - counts
-        per_window = self.predict_proba(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
+        features = pd.DataFrame(rows, columns=self.columns)
+        per_window = self.predict_proba(features)
         proba = np.add.reduceat(per_window, starts, axis=0) / counts[:, None]
+        tags = self._tags(features, starts, counts) if "musicnn" in self.feature_sets else None
         timelines = (
             [
                 self._timeline(per_window[start : start + count])
@@ -235,7 +274,7 @@ class GenreClassifier:
             if timeline
             else None
         )
-        return self._answer(proba, counts, timelines, layout=layout)
+        return self._answer(proba, counts, timelines, tags, layout=layout)
 
     def _check_rows(self, request: pd.DataFrame, *, limit: int | None) -> None:
         if len(request) == 0:
@@ -249,7 +288,19 @@ class GenreClassifier:
             check_clip(y, min_samples=self.window_samples, name=name)
         except AudioError as exc:
             raise RequestError(exc.detail, kind=exc.kind, subject=exc.subject) from None
-        return gtzan57.extract_windows(y, sr=SAMPLE_RATE, window=self.window_samples, step=self.window_step)
+        return extract_set_windows(
+            y, sets=self.feature_sets, sr=SAMPLE_RATE, window=self.window_samples, step=self.window_step
+        )
+
+    def _tags(self, features: pd.DataFrame, starts: np.ndarray, counts: np.ndarray) -> list[dict[str, float]]:
+        """Each file's strongest musicnn tags (as musicnn spells them) with their mean probability."""
+        means = features.loc[:, list(FEATURE_SETS["musicnn"][0::2])].to_numpy()
+        per_file = np.add.reduceat(means, starts, axis=0) / counts[:, None]
+        strongest = np.argsort(-per_file, axis=1, kind="stable")[:, :TOP_TAGS]
+        return [
+            {MSD_TAGS[i]: round(float(row[i]), 4) for i in order}
+            for row, order in zip(per_file, strongest, strict=True)
+        ]
 
     def _timeline(self, proba: np.ndarray) -> list[dict[str, Any]]:
         """One entry per window of a file: its start and end in seconds and its probabilities."""
@@ -268,6 +319,7 @@ class GenreClassifier:
         proba: np.ndarray,
         windows: np.ndarray | None = None,
         timelines: list[list[dict[str, Any]]] | None = None,
+        tags: list[dict[str, float]] | None = None,
         *,
         layout: str,
     ) -> pd.DataFrame | dict[str, Any]:
@@ -286,17 +338,20 @@ class GenreClassifier:
             answer["windows"] = windows.astype(np.int64).tolist()
         if timelines is not None:
             answer["timeline"] = timelines
+        if tags is not None:
+            answer["tags"] = tags
         return answer if layout == "columns" else pd.DataFrame(answer)
 
 
-def _finite_features(request: pd.DataFrame) -> pd.DataFrame:
-    """The 57 features as float64 in canonical order, or a ``RequestError`` quoting the first bad cells."""
-    values, bad, first = numeric_features(request, limit=_REPORTED)
+def _finite_features(request: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The feature ``columns`` as float64 in that order, or a ``RequestError`` quoting the first bad
+    cells."""
+    values, bad, first = numeric_features(request, columns=columns, limit=_REPORTED)
     if bad:
         cells = [f"row {row}, column {column}: {value!r}" for row, column, value in first]
         more = f" and {bad - len(first)} more" if bad > len(first) else ""
         raise RequestError(f"{bad} feature value(s) are not finite numbers: {'; '.join(cells)}{more}")
-    return pd.DataFrame(values, columns=list(FEATURE_COLUMNS))
+    return pd.DataFrame(values, columns=list(columns))
 
 
 def _audio_bytes(value: object, row: int) -> bytes:

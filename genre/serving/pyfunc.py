@@ -9,7 +9,7 @@ the model (``code_paths``), so it loads with the code it was trained with.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,32 +24,34 @@ from mlflow.types.schema import Array, Map, Object, Property
 
 import genre
 from genre import settings
-from genre.data.schema import FEATURE_COLUMNS, WINDOW_SAMPLES, WINDOW_STEP
+from genre.data.schema import WINDOW_SAMPLES, WINDOW_STEP, feature_columns
 from genre.errors import GenreError
 from genre.serving.classifier import (
     AUDIO_COLUMN,
     GenreClassifier,
+    feature_sets_of,
     windowing,
 )
 
 __all__ = ["GenrePyfunc", "log_serving_model", "signature"]
 
 
-def signature() -> ModelSignature:
-    """The served model's signature: 57 optional doubles and an optional ``audio`` string, by name, and
-    two request parameters.
+def signature(features: Sequence[str] = ("gtzan57",)) -> ModelSignature:
+    """The served model's signature: the columns of its feature sets ``features`` as optional doubles
+    and an optional ``audio`` string, by name, and two request parameters.
 
     Every input is optional because a request carries one form or the other; ``GenreClassifier`` checks
     that a form is complete. The output holds the genre, a map of each genre's probability, and for
-    audio the number of windows and, asked for, the timeline. The parameters (``"params"`` of a JSON
-    request; MLflow passes them to ``predict`` only because they are declared here):
+    audio the number of windows, for a musicnn model the strongest tags and, asked for, the timeline.
+    The parameters (``"params"`` of a JSON request; MLflow passes them to ``predict`` only because they
+    are declared here):
 
     * ``timeline`` (bool, default false): audio answers hold each window's probabilities;
     * ``layout`` (``records`` or ``columns``; empty: the served model's ``layout`` setting, ``records``
       unless ``mlflow models serve`` was started with ``SERVING_MODEL_CONFIG='{"layout": "columns"}'``,
       which is how CSV and Parquet bodies, which carry no parameters, get the columns layout).
     """
-    inputs = [ColSpec(DataType.double, name, required=False) for name in FEATURE_COLUMNS]
+    inputs = [ColSpec(DataType.double, name, required=False) for name in feature_columns(features)]
     inputs.append(ColSpec(DataType.string, AUDIO_COLUMN, required=False))
     window = Object(
         [
@@ -62,6 +64,7 @@ def signature() -> ModelSignature:
         ColSpec(DataType.string, "genre"),
         ColSpec(Map(DataType.double), "probabilities"),
         ColSpec(DataType.long, "windows", required=False),
+        ColSpec(Map(DataType.double), "tags", required=False),
         ColSpec(Array(window), "timeline", required=False),
     ]
     params = ParamSchema(
@@ -74,7 +77,8 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
     """``GenreClassifier`` as an MLflow pyfunc model: what ``mlflow models serve`` loads and calls.
 
     The artifact ``estimator`` is the joblib file of the fitted pipeline; ``model_config`` holds the
-    audio windowing (``window_samples``, ``window_step``) and the default ``layout`` of answers.
+    audio windowing (``window_samples``, ``window_step``), the feature sets audio becomes
+    (``features``) and the default ``layout`` of answers.
     ``RequestError`` becomes an ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which the scoring
     server answers with HTTP 400: the message, and the error's ``kind``, ``subject`` and ``detail`` as
     the fields ``genre_kind``, ``genre_subject`` and ``genre_detail``.
@@ -87,6 +91,7 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
             joblib.load(context.artifacts["estimator"]),
             window_samples=int(config.get("window_samples", WINDOW_SAMPLES)),
             window_step=int(config.get("window_step", WINDOW_STEP)),
+            features=config.get("features"),
         )
         self.layout = str(config.get("layout") or "records")
         self.classifier.warm_up()
@@ -125,7 +130,7 @@ def log_serving_model(
     Parameters
     ----------
     estimator : fitted classifier
-        A pipeline from ``make_model``, fitted on ``FEATURE_COLUMNS``.
+        A pipeline from ``make_model``, fitted on the columns of one or more feature sets.
     windowed : bool
         Whether it was trained on 3-s windows (True) or on whole clips; sets the audio windowing.
     input_example : pandas.DataFrame
@@ -142,6 +147,7 @@ def log_serving_model(
     mlflow.models.model.ModelInfo
         ``registered_model_version`` is set when registered.
     """
+    features = feature_sets_of(estimator)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "estimator.joblib"
         joblib.dump(estimator, path)
@@ -149,11 +155,11 @@ def log_serving_model(
             name=name,
             python_model=GenrePyfunc(),
             artifacts={"estimator": str(path)},
-            model_config={**windowing(windowed), "layout": "records"},
+            model_config={**windowing(windowed), "features": list(features), "layout": "records"},
             code_paths=[str(Path(genre.__file__).parent)],
             pip_requirements=settings.SERVING_REQUIREMENTS,
-            signature=signature(),
-            input_example=input_example.loc[:, list(FEATURE_COLUMNS)],
+            signature=signature(features),
+            input_example=input_example.loc[:, feature_columns(features)],
             registered_model_name=registered_model_name,
             tags=dict(tags or {}),
         )

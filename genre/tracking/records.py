@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline
 
 import genre
 from genre import settings
-from genre.data import FEATURE_COLUMNS, LABEL_COLUMN, Dataset
+from genre.data import LABEL_COLUMN, Dataset
 from genre.evaluation import reports
 
 __all__ = [
@@ -59,7 +59,7 @@ def log_dataset(
         # A local path matches MLflow's local-artifact resolver twice; it picks the right one and warns.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
         logged = from_pandas(
-            dataset.frame.loc[:, [*FEATURE_COLUMNS, LABEL_COLUMN]],  # what a model sees, and its target
+            dataset.frame.loc[:, [*dataset.X.columns, LABEL_COLUMN]],  # what a model sees, and its target
             source=str(Path(dataset.source).resolve()),
             targets=LABEL_COLUMN,
             name=name or dataset.name,

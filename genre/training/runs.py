@@ -3,13 +3,16 @@
 ``train_run`` is what the ``knn``, ``svm``, ``nn`` and ``stacking`` entry points call. Every run logs
 the same things under the same names, so the MLflow UI compares them side by side:
 
-* name ``<model>-<protocol>``, and a description (the run's note) saying what it is and what it scored;
-* params: every effective hyperparameter (``model.*``), the data (``data.*``), protocol, seed and folds
-  (``cv.*``). The prefixes keep them apart from the raw values ``mlflow run`` logs under the MLproject
-  parameter names, which MLflow would refuse to see logged again with another spelling;
+* name ``<model>-<protocol>`` (``<model>-<features>-<protocol>`` on other features than the 57), and
+  a description (the run's note) saying what it is and what it scored;
+* params: every effective hyperparameter (``model.*``), the feature sets (``model.features``), the data
+  (``data.*``), protocol, seed and folds (``cv.*``). The prefixes keep them apart from the raw values
+  ``mlflow run`` logs under the MLproject parameter names, which MLflow would refuse to see logged
+  again with another spelling;
 * tags: ``genre.model``, ``genre.protocol`` and what the protocol measures, and where the code came
   from (``genre.code_version``, ``genre.git_commit``, ``genre.git_dirty``);
-* inputs: the training rows (context ``train``) and, for ``seed``, the held-out rows (``test``);
+* inputs: the training rows (context ``train``) and, for ``filtered`` and ``seed``, the held-out rows
+  (``test``);
 * metrics: ``cv_<score>`` per fold (steps 1..k); ``cv_<score>_mean`` / ``_std`` and ``test_<score>``
   at step 0, linked to the logged model and the training data; for the MLP ``epoch_*`` curves
   (steps 1..n); with a held-out test, ``mlflow.models.evaluate``'s classifier metrics and plots;
@@ -34,7 +37,8 @@ from sklearn.pipeline import Pipeline
 
 from genre import models
 from genre.data import Dataset
-from genre.evaluation import PROTOCOLS, Evaluation, evaluate, reports
+from genre.data.schema import resolve_features
+from genre.evaluation import HELD_OUT, PROTOCOLS, Evaluation, evaluate, reports
 from genre.progress import Progress, Task
 from genre.tracking import (
     log_dataset,
@@ -46,7 +50,7 @@ from genre.tracking import (
     tracked_run,
 )
 
-__all__ = ["TrainResult", "describe_run", "train_run"]
+__all__ = ["TrainResult", "describe_run", "run_name", "train_run"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ def train_run(
     *,
     params: Mapping[str, Any] | None = None,
     protocol: str = "grouped",
+    features: str = "gtzan57",
     n_splits: int = 10,
     seed: int = 0,
     n_jobs: int = 1,
@@ -81,10 +86,12 @@ def train_run(
     to the run's, and each of ``documents`` (file name -> JSON-able value) is logged as a JSON
     artifact: how callers record where a model's parameters came from. ``n_jobs`` folds are fitted at
     once, each in its own process; the numbers do not depend on it. ``progress`` hears of every fit
-    (``task``, planned by the caller, or one planned here).
+    (``task``, planned by the caller, or one planned here). The model is given the feature sets
+    ``features`` names (``gtzan57``, ``musicnn`` or ``both``), which ``dataset`` must hold.
     """
-    model = models.make_model(model_name, dict(params or {}), random_state=seed)
-    name = f"{model_name}-{protocol}"
+    model = models.make_model(model_name, dict(params or {}), random_state=seed, features=features)
+    dataset = dataset.with_features(resolve_features(features))
+    name = run_name(model_name, protocol, features)
     progress = progress or Progress(quiet=True)
     task = task or progress.plan(f"{model_name} ({protocol})", model_name, n_splits + 1)
     started = time.perf_counter()
@@ -93,6 +100,7 @@ def train_run(
             {
                 "genre.job": "train",  # callers' tags (tune_stacking's) replace it
                 "genre.model": model_name,
+                "genre.features": features,
                 "genre.protocol": protocol,
                 "genre.protocol_description": PROTOCOLS[protocol],
                 "genre.leaky": str(protocol == "seed" and dataset.windowed).lower(),
@@ -100,7 +108,13 @@ def train_run(
             }
         )
         mlflow.log_params(
-            {"model.name": model_name, "cv.protocol": protocol, "cv.seed": seed, "cv.folds": n_splits}
+            {
+                "model.name": model_name,
+                "model.features": features,
+                "cv.protocol": protocol,
+                "cv.seed": seed,
+                "cv.folds": n_splits,
+            }
         )
         mlflow.log_params(model_params(model))
         mlflow.set_tags(dict(tags or {}))
@@ -118,7 +132,7 @@ def train_run(
         else:  # the two parts, and the counts of the whole table as a grouped run logs them
             logged = log_dataset(train, name=f"{dataset.name}-train", params=False)
             logged_test = log_dataset(test, context="test", name=f"{dataset.name}-test", params=False)
-            mlflow.log_params(dataset.summary())
+            mlflow.log_params({**dataset.summary(), "data.rows_outside_split": evaluation.dropped_rows})
         fitted = evaluation.fitted
         _log_evaluation(evaluation, dataset, title=f"{model_name} ({protocol})")
         log_history(fitted, model_name)
@@ -132,18 +146,28 @@ def train_run(
             mlflow.log_metrics(held_out, model_id=model_id, dataset=logged_test)
             if info is not None:
                 _evaluate_on_test(info, logged_test)
-        mlflow.set_tag("mlflow.note.content", describe_run(model_name, protocol, dataset, evaluation))
+        mlflow.set_tag(
+            "mlflow.note.content", describe_run(model_name, protocol, dataset, evaluation, features=features)
+        )
     progress.finish(_summary_line(summary, dataset, time.perf_counter() - started))
     return TrainResult(run.info.run_id, model_name, evaluation, fitted)
 
 
-def describe_run(model_name: str, protocol: str, dataset: Dataset, evaluation: Evaluation) -> str:
+def run_name(model_name: str, protocol: str, features: str = "gtzan57") -> str:
+    """``svm-grouped``, or ``svm-musicnn-filtered`` on other features than the 57: what a run and its
+    logged model are called."""
+    return f"{model_name}-{protocol}" if features == "gtzan57" else f"{model_name}-{features}-{protocol}"
+
+
+def describe_run(
+    model_name: str, protocol: str, dataset: Dataset, evaluation: Evaluation, *, features: str = "gtzan57"
+) -> str:
     """The run's description in the MLflow UI (markdown): the model, the protocol, the data, the scores."""
     summary = evaluation.summary()
     folds = len(evaluation.folds)
-    held_out = "" if evaluation.test is None else ", then tested on a held-out 20 % of the rows"
+    held_out = "" if evaluation.test is None else f", then tested on {HELD_OUT[protocol]}"
     lines = [
-        f"**{model_name}** ({models.describe(model_name)}) under the **{protocol}** protocol: "
+        f"**{model_name}** ({models.describe(model_name, features)}) under the **{protocol}** protocol: "
         f"{folds}-fold CV, {PROTOCOLS[protocol]}{held_out}.",
         "",
         f"Data: `{dataset.name}`, {len(dataset.frame)} {'windows' if dataset.windowed else 'rows'} of "
@@ -160,6 +184,8 @@ def describe_run(model_name: str, protocol: str, dataset: Dataset, evaluation: E
         )
     if protocol == "seed" and dataset.windowed:
         lines += ["", "Leaky on windows: windows of one track fall on both sides of the split."]
+    if evaluation.dropped_rows:
+        lines += ["", f"{evaluation.dropped_rows} rows of tracks outside GTZAN's lists were left out."]
     return "\n".join(lines)
 
 

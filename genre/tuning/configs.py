@@ -4,6 +4,7 @@ A configuration names a model, what to maximise, parameters held fixed, and eith
 combination is tried, by ``GridSearchCV``) or a ``space`` (Optuna samples from it)::
 
     model: svm                 # knn | svm | nn | stacking
+    features: gtzan57          # gtzan57 (default) | musicnn | both: the feature sets the model is given
     transform: logvar          # standard (default) | logvar: log of the *_var columns before scaling
     scoring: accuracy          # any scikit-learn scorer name; default accuracy
     fixed: {calibration: temperature}
@@ -33,7 +34,7 @@ import yaml
 from sklearn.metrics import get_scorer_names
 
 from genre.errors import ConfigError
-from genre.models import MODEL_NAMES, TRANSFORMS, check_params
+from genre.models import FEATURES, MODEL_NAMES, TRANSFORMS, check_params, make_model
 
 __all__ = ["SearchConfig", "load_search_config", "resolve_config_path", "suggest"]
 
@@ -41,8 +42,8 @@ __all__ = ["SearchConfig", "load_search_config", "resolve_config_path", "suggest
 SHIPPED = resources.files("genre") / "experiments"
 
 _KEYS = {
-    "grid": {"model", "transform", "scoring", "fixed", "grid"},
-    "optuna": {"model", "transform", "scoring", "fixed", "space", "pruner"},
+    "grid": {"model", "features", "transform", "scoring", "fixed", "grid"},
+    "optuna": {"model", "features", "transform", "scoring", "fixed", "space", "pruner"},
 }
 
 _PRUNERS: dict[str, type[optuna.pruners.BasePruner]] = {
@@ -79,6 +80,8 @@ class SearchConfig:
         ``kind == "optuna"``: one distribution per parameter.
     pruner : dict
         ``kind == "optuna"``: ``{"type": name, **arguments}``.
+    features : str
+        One of ``models.FEATURES``: the feature sets the model is given.
     """
 
     path: Path
@@ -90,6 +93,13 @@ class SearchConfig:
     grid: list[dict[str, list[Any]]] = field(default_factory=list)
     space: dict[str, optuna.distributions.BaseDistribution] = field(default_factory=dict)
     pruner: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
+    features: str = "gtzan57"
+
+    def build(self, params: Mapping[str, Any], *, random_state: int) -> Any:
+        """The configured model (transform, feature sets) with ``params``: an unfitted pipeline."""
+        return make_model(
+            self.model, params, random_state=random_state, transform=self.transform, features=self.features
+        )
 
     @property
     def n_candidates(self) -> int:
@@ -158,6 +168,10 @@ def load_search_config(spec: str | Path, kind: str) -> SearchConfig:
     model = raw.get("model")
     if model not in MODEL_NAMES:
         raise where.error("model", f"expected one of {', '.join(MODEL_NAMES)}, got {model!r}")
+    features = raw.get("features", "gtzan57")
+    if features not in FEATURES:
+        raise where.error("features", f"expected one of {', '.join(FEATURES)}, got {features!r}")
+    where.features = features
     transform = raw.get("transform", "standard")
     if transform not in TRANSFORMS:
         raise where.error("transform", f"expected one of {', '.join(TRANSFORMS)}, got {transform!r}")
@@ -179,14 +193,16 @@ def load_search_config(spec: str | Path, kind: str) -> SearchConfig:
             raise where.error(
                 f"fixed.{overlap[0]}", "also in the grid; a parameter is either fixed or searched"
             )
-        return SearchConfig(path, kind, model, transform, scoring, dict(fixed), grid=grid)
+        return SearchConfig(path, kind, model, transform, scoring, dict(fixed), grid=grid, features=features)
 
     space = _read_space(raw.get("space"), model, where)
     overlap = sorted(set(fixed) & set(space))
     if overlap:
         raise where.error(f"fixed.{overlap[0]}", "also in the space; a parameter is either fixed or searched")
     pruner = _read_pruner(raw.get("pruner"), where)
-    return SearchConfig(path, kind, model, transform, scoring, dict(fixed), space=space, pruner=pruner)
+    return SearchConfig(
+        path, kind, model, transform, scoring, dict(fixed), space=space, pruner=pruner, features=features
+    )
 
 
 def suggest(trial: optuna.Trial, name: str, distribution: optuna.distributions.BaseDistribution) -> Any:
@@ -208,6 +224,7 @@ class _Where:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.features = "gtzan57"  # parameter names of a stack depend on its feature sets
 
     def error(self, key: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.path}: {key}: {problem}")
@@ -217,7 +234,7 @@ class _Where:
         if not isinstance(name, str):
             raise self.error(key, f"parameter names are text, got {name!r}")
         try:
-            check_params(model, {name: value})
+            check_params(model, {name: value}, self.features)
         except ConfigError as error:
             raise self.error(key, str(error)) from None
 

@@ -10,8 +10,8 @@ from sklearn import config_context
 from sklearn.model_selection import GridSearchCV, ParameterGrid
 
 from genre.data import Dataset
-from genre.evaluation import grouped_folds, routed_groups
-from genre.models import check_params, make_model
+from genre.evaluation import routed_groups, search_folds
+from genre.models import check_params
 from genre.tracking import plain
 from genre.tuning.configs import SearchConfig
 
@@ -84,19 +84,21 @@ def grid_search(
     n_splits: int = 5,
     seed: int = 0,
     n_jobs: int = 1,
+    protocol: str = "grouped",
     on_candidate: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> LiveGridSearchCV:
-    """Score every candidate of ``config``'s grid with track-grouped ``n_splits``-fold CV.
+    """Score every candidate of ``config``'s grid with ``n_splits``-fold CV: track-grouped folds, or the
+    filtered protocol's contiguous ones (``dataset`` is then its training side).
 
     The search is not refitted (callers fit the winner with ``evaluation.fit_model``). A candidate that
     fails to fit scores NaN and the search goes on. The track groups reach the models that request them
     (a stack's inner folds, a network's early stopping) through metadata routing.
     """
     search = LiveGridSearchCV(
-        make_model(config.model, config.fixed, random_state=seed, transform=config.transform),
+        config.build(config.fixed, random_state=seed),
         param_grid(config),
         scoring=config.scoring,
-        cv=grouped_folds(dataset, n_splits=n_splits, seed=seed),
+        cv=search_folds(dataset, protocol, n_splits=n_splits, seed=seed),
         refit=False,
         n_jobs=n_jobs,
         on_candidate=on_candidate,

@@ -31,6 +31,7 @@ from genre.tuning.records import (
     SearchResult,
     log_search_header,
     log_search_result,
+    search_sides,
 )
 from genre.tuning.searches import search_estimator
 from genre.tuning.study import (
@@ -54,15 +55,19 @@ def tune_grid_run(
     n_jobs: int = 1,
     log_model: bool = True,
     outer_splits: int = 0,
+    protocol: str = "grouped",
 ) -> SearchResult:
     """``tune_grid``: the grid search as a parent run, with a nested child run per candidate.
 
     With ``outer_splits`` (>= 2) the parent also records the nested CV of the whole search
-    (``nested_cv_<score>``): the honest estimate of what the tuned model scores on unseen tracks.
+    (``nested_cv_<score>``): the honest estimate of what the tuned model scores on unseen tracks. Under
+    the ``filtered`` protocol the search sees only the train and valid tracks of GTZAN's split (in
+    contiguous folds), and the winner is tested once on its test tracks (``test_<score>``).
     """
     metric = f"cv_{config.scoring}"
+    dataset, test = search_sides(dataset, protocol)
     with tracked_run(run_name=f"tune_grid-{config.model}", nested=mlflow.active_run() is not None) as parent:
-        log_search_header(config, dataset, "grid", n_splits=n_splits, seed=seed)
+        log_search_header(config, dataset, "grid", n_splits=n_splits, seed=seed, protocol=protocol)
         mlflow.log_param("tune.candidates", config.n_candidates)
         children: dict[int, str] = {}
 
@@ -84,7 +89,13 @@ def tune_grid_run(
 
         started = time.perf_counter()
         search = grid_search(
-            config, dataset, n_splits=n_splits, seed=seed, n_jobs=n_jobs, on_candidate=on_candidate
+            config,
+            dataset,
+            n_splits=n_splits,
+            seed=seed,
+            n_jobs=n_jobs,
+            protocol=protocol,
+            on_candidate=on_candidate,
         )
         seconds = time.perf_counter() - started
         table = pd.DataFrame(
@@ -104,7 +115,14 @@ def tune_grid_run(
             search = search_estimator(config, "grid", n_splits=n_splits, seed=seed, n_jobs=n_jobs)
             log_nested(dataset, search, outer_splits=outer_splits, seed=seed)
         log_search_result(
-            config, dataset, result, children[best], seconds=seconds, seed=seed, log_model=log_model
+            config,
+            dataset,
+            result,
+            children[best],
+            seconds=seconds,
+            seed=seed,
+            log_model=log_model,
+            test=test,
         )
         with tempfile.TemporaryDirectory() as tmp:
             table.to_csv(Path(tmp) / "cv_results.csv", index=False)
@@ -132,6 +150,7 @@ def tune_optuna_run(
     log_model: bool = True,
     outer_splits: int = 0,
     heartbeat: int = HEARTBEAT_SECONDS,
+    protocol: str = "grouped",
 ) -> SearchResult:
     """``tune_optuna``: an Optuna study as a parent run, with a nested child run per trial.
 
@@ -141,8 +160,10 @@ def tune_optuna_run(
     plots, the refitted winner) and closes it. The others return the best so far and leave the parent
     to it. Rerunning the command resumes the study under the same parent; ``mlflow run``'s own run
     for each invocation is filed under the parent as a ``worker``. ``outer_splits`` adds the nested CV
-    of the search, as for ``tune_grid_run`` (inner studies are in memory, ``n_trials`` each).
+    of the search, as for ``tune_grid_run`` (inner studies are in memory, ``n_trials`` each), and
+    ``protocol`` works as there.
     """
+    dataset, test = search_sides(dataset, protocol)
     launcher = take_launcher()  # filed under the study's parent as a worker, below
     study, created = create_or_load_study(
         config,
@@ -155,7 +176,9 @@ def tune_optuna_run(
     )
     parent_id = None if created else wait_for_attr(study, "mlflow_run_id", seconds=60)
     if parent_id is None or not _run_exists(parent_id):  # new, or the study outlived its tracking store
-        parent_id = _open_parent(study, config, dataset, storage=storage, n_splits=n_splits, seed=seed)
+        parent_id = _open_parent(
+            study, config, dataset, storage=storage, n_splits=n_splits, seed=seed, protocol=protocol
+        )
     client = mlflow.MlflowClient()
     if launcher and launcher != parent_id:
         client.set_tag(launcher, "mlflow.parentRunId", parent_id)
@@ -173,6 +196,7 @@ def tune_optuna_run(
             seed=seed,
             n_jobs=n_jobs,
             parent_run_id=parent_id,
+            protocol=protocol,
         )
     except BaseException as error:
         if not _running(study):  # no other worker carries on: the search ends here
@@ -205,7 +229,7 @@ def tune_optuna_run(
             counts[trial.state.name.lower()] += 1
         mlflow.log_metrics({f"trials_{state}": count for state, count in counts.items()})
         log_search_result(
-            config, dataset, result, best_child, seconds=seconds, seed=seed, log_model=log_model
+            config, dataset, result, best_child, seconds=seconds, seed=seed, log_model=log_model, test=test
         )
         with tempfile.TemporaryDirectory() as tmp:
             result.table.to_csv(Path(tmp) / "trials.csv", index=False)
@@ -222,6 +246,7 @@ def _open_parent(
     storage: str | None,
     n_splits: int,
     seed: int,
+    protocol: str,
 ) -> str:
     """Create the study's parent run, record it on the study, and log what the search is.
 
@@ -231,7 +256,7 @@ def _open_parent(
     """
     with tracked_run(run_name=f"tune_optuna-{config.model}", keep_open=True) as run:  # open for the trials
         study.set_user_attr("mlflow_run_id", run.info.run_id)
-        log_search_header(config, dataset, "optuna", n_splits=n_splits, seed=seed)
+        log_search_header(config, dataset, "optuna", n_splits=n_splits, seed=seed, protocol=protocol)
         mlflow.log_params({"tune.study": study.study_name, "tune.storage": redacted(storage)})
     return run.info.run_id
 

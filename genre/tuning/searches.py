@@ -35,7 +35,7 @@ def grid_search_cv(
 ) -> GridSearchCV:
     """``GridSearchCV`` of ``config``'s grid on ``TrackFolds(n_splits, seed)``, refitting the winner."""
     return GridSearchCV(
-        make_model(config.model, config.fixed, random_state=seed, transform=config.transform),
+        config.build(config.fixed, random_state=seed),
         param_grid(config),
         scoring=config.scoring,
         cv=TrackFolds(n_splits, seed=seed, source=str(config.path)),
@@ -125,12 +125,7 @@ class StudySearchCV(_Refitted):
                 f"{config.path}: no trial of the inner study completed on {len(rows.frame)} rows"
             )
         self.best_params_ = study.best_params
-        winner = make_model(
-            config.model,
-            {**config.fixed, **self.best_params_},
-            random_state=self.seed,
-            transform=config.transform,
-        )
+        winner = config.build({**config.fixed, **self.best_params_}, random_state=self.seed)
         self._refit(winner, X, y, groups)
         return self
 

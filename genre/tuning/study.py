@@ -24,8 +24,7 @@ from sklearn.pipeline import Pipeline
 
 from genre.data import Dataset
 from genre.errors import ConfigError
-from genre.evaluation import cross_validate_groups, grouped_folds
-from genre.models import make_model
+from genre.evaluation import cross_validate_groups, search_folds
 from genre.tracking import log_series, loggable, tracked_run
 from genre.tuning.configs import SearchConfig, suggest
 from genre.tuning.records import FINISHED_STATES
@@ -261,6 +260,7 @@ def optimize(
     seed: int = 0,
     n_jobs: int = 1,
     parent_run_id: str | None = None,
+    protocol: str = "grouped",
 ) -> int:
     """Run trials until the study holds ``n_trials`` finished (complete or pruned) ones, or ``timeout``.
 
@@ -274,7 +274,7 @@ def optimize(
     the search goes on (it does not count towards ``n_trials``; after ``n_trials`` failures this call
     gives up). Returns how many trials this call ran.
     """
-    folds = grouped_folds(dataset, n_splits=n_splits, seed=seed)
+    folds = search_folds(dataset, protocol, n_splits=n_splits, seed=seed)
     worker = worker_id()
 
     def objective(trial: optuna.Trial) -> float:
@@ -329,7 +329,7 @@ def _trial(
     parent_run_id: str | None,
 ) -> float:
     params = {**config.fixed, **{name: suggest(trial, name, d) for name, d in config.space.items()}}
-    model = make_model(config.model, params, random_state=seed, transform=config.transform)
+    model = config.build(params, random_state=seed)
     if parent_run_id is None:
         return _cross_validate_trial(trial, config, model, dataset, folds)[0]
     with tracked_run(

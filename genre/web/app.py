@@ -225,7 +225,11 @@ def list_versions(name: str = MODEL_NAME, *, mlflow_ui: str | None = None) -> li
                 "aliases": sorted(a for a, v in aliases.items() if str(v) == str(version.version)),
                 "created": version.creation_timestamp,
                 "model": tags.get("genre.model"),
+                "features": tags.get("genre.features", "gtzan57"),
                 "protocol": tags.get("genre.protocol"),
+                "test_accuracy": (
+                    float(tags["genre.test_accuracy"]) if "genre.test_accuracy" in tags else None
+                ),
                 "leaky": tags.get("genre.leaky"),
                 "scores": {
                     key.removeprefix("genre.cv_").removesuffix("_mean"): float(value)
@@ -336,6 +340,7 @@ def _page_answer(row: dict[str, Any], label: str) -> dict[str, Any]:
         "windows": None if row.get("windows") is None else int(row["windows"]),
         "window_seconds": timeline[0]["end_s"] - timeline[0]["start_s"] if timeline else None,
         "timeline": timeline,
+        "tags": row.get("tags") or None,
         "model": label,
     }
 

@@ -93,7 +93,7 @@ def test_too_many_folds_is_a_clear_error(windows):
 
 def test_unknown_or_empty_protocols_are_refused():
     check_protocols(["grouped", "seed"])
-    with pytest.raises(ConfigError, match=r"unknown protocol\(s\) \['random'\]; choose from: seed, grouped"):
+    with pytest.raises(ConfigError, match=r"unknown protocol\(s\) \['random'\]; choose from: filtered, grouped, seed"):
         check_protocols(["grouped", "random"])
     with pytest.raises(ConfigError, match="unknown protocol"):
         check_protocols([])

@@ -218,7 +218,7 @@ def test_versions_view_shows_scores_and_links_into_mlflow(demo, page):
     page.goto(demo.url + "/models")
     row = page.wait_for_selector("#versions tr[data-version='1']")
     assert "@champion" in row.inner_text() and "stacking" in row.inner_text()
-    accuracy = float(row.query_selector_all("td.num")[0].inner_text())
+    accuracy = float(row.query_selector("td[data-score='accuracy']").inner_text())
     assert 0.0 < accuracy <= 1.0
     link = row.query_selector("a")
     assert link.get_attribute("href").startswith("http://127.0.0.1:5000/#/experiments/")

@@ -66,6 +66,10 @@ function render(answer, seconds) {
   $("genre").textContent = answer.genre;
   $("genre").style.color = colourOf(answer.genre, classes);
   drawBars($("chart"), answer.probabilities, classes, answer.genre);
+  const tags = Object.entries(answer.tags || {});
+  $("tags-box").hidden = !tags.length;
+  $("tags").replaceChildren(...tags.map(([tag, p]) =>
+    el("span", { class: "tag", "data-tag": tag, title: `${(100 * p).toFixed(0)} %` }, tag)));
   const box = $("timeline-box");
   if (answer.timeline && answer.timeline.length) {
     box.hidden = false;

@@ -27,8 +27,12 @@ async function load() {
     for (const a of v.aliases) aliases.appendChild(el("span", { class: "alias" }, "@" + a));
     tr.appendChild(aliases);
     tr.appendChild(el("td", {}, v.model || "?"));
+    tr.appendChild(el("td", {}, v.features || "gtzan57"));
     tr.appendChild(el("td", {}, (v.protocol || "?") + (v.leaky === "true" ? " (leaky)" : "")));
-    for (const s of ["accuracy", "f1_macro", "track_accuracy"]) tr.appendChild(el("td", { class: "num" }, score(v.scores, s)));
+    tr.appendChild(el("td", { class: "num", "data-score": "test_accuracy" }, v.test_accuracy == null ? "–" : v.test_accuracy.toFixed(3)));
+    for (const s of ["accuracy", "f1_macro", "track_accuracy"]) {
+      tr.appendChild(el("td", { class: "num", "data-score": s }, score(v.scores, s)));
+    }
     const links = el("td");
     if (v.source_run_url) links.appendChild(el("a", { href: v.source_run_url, target: "_blank", rel: "noopener" }, "training run"));
     if (v.registration_run_url) {
