@@ -9,9 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 from sklearn.svm import SVC
 
+from genre.data.filtered_split import filtered_tracks
+from genre.data.schema import GTZAN_GENRES, feature_columns
 from genre.models import VectorizedSVC
 
 #: ../shared beside the repository (CI clones the repo with shared/ beside it); GENRE_SHARED_DIR overrides.
@@ -20,6 +24,7 @@ GTZAN_DIR = SHARED_DIR / "data" / "gtzan"
 GTZAN_30 = GTZAN_DIR / "features_30_sec.csv"
 GTZAN_3_SUBSET = GTZAN_DIR / "features_3_sec_subset_classical_jazz_rock.csv"
 GTZAN_AUDIO = GTZAN_DIR / "audio"
+GTZAN_MUSICNN = GTZAN_DIR / "musicnn"
 
 
 def require(path: Path) -> Path:
@@ -87,3 +92,22 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_cache(cache_dir, monkeypatch) -> None:
     monkeypatch.setenv("GENRE_CACHE_DIR", str(cache_dir))
+
+
+def gtzan_like(*, sets: tuple[str, ...] = ("gtzan57",), extra: int = 0, seed: int = 0) -> pd.DataFrame:
+    """A table with every track of GTZAN's filtered lists (and ``extra`` of the 70 outside them), named as
+    GTZAN names them, with made-up features of the sets ``sets`` that carry their genre: for testing the
+    filtered protocol without the real data."""
+    listed = sorted(filtered_tracks())
+    outside = sorted({f"{g}.{i:05d}" for g in GTZAN_GENRES for i in range(100)} - set(listed))[:extra]
+    tracks = listed + outside
+    labels = [track.split(".")[0] for track in tracks]
+    rng = np.random.default_rng(seed)
+    columns = feature_columns(sets)
+    centres = rng.normal(size=(len(GTZAN_GENRES), len(columns)))
+    codes = np.array([GTZAN_GENRES.index(label) for label in labels])
+    values = centres[codes] + rng.normal(scale=2.0, size=(len(tracks), len(columns)))
+    table = pd.DataFrame(values, columns=columns)
+    table.insert(0, "filename", [f"{track}.wav" for track in tracks])
+    table["label"] = labels
+    return table

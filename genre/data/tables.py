@@ -215,6 +215,7 @@ def from_frame(
     This is ``load_csv`` without the file: audio extraction and tests build tables in memory and go
     through the same checks. ``source`` names the table in error messages; ``name`` defaults to its stem.
     """
+    raw = raw.reset_index(drop=True)  # rows by position: a filtered table keeps its old labels
     sets = _check_columns(raw, source)
     if raw.empty:
         raise DataError(f"{source}: no data rows (only a header)")

@@ -1,15 +1,27 @@
-"""The two evaluation protocols: determinism, stratification, and no track on both sides."""
+"""The evaluation protocols: determinism, stratification, and no track (or, for filtered, no test track in
+training) on both sides."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from genre.data import load_csv
+from genre.data import from_frame, load_csv
+from genre.data.filtered_split import filtered_tracks
 from genre.errors import ConfigError
-from genre.evaluation import check_protocols, grouped_folds, row_folds, seed_split
+from genre.evaluation import (
+    ContiguousTrackFolds,
+    check_protocols,
+    evaluate,
+    filtered_folds,
+    filtered_split,
+    grouped_folds,
+    row_folds,
+    seed_split,
+)
 from genre.features import load_data
-from tests.conftest import GTZAN_3_SUBSET, GTZAN_30, require
+from genre.models import make_model
+from tests.conftest import GTZAN_3_SUBSET, GTZAN_30, gtzan_like, require
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +105,9 @@ def test_too_many_folds_is_a_clear_error(windows):
 
 def test_unknown_or_empty_protocols_are_refused():
     check_protocols(["grouped", "seed"])
-    with pytest.raises(ConfigError, match=r"unknown protocol\(s\) \['random'\]; choose from: filtered, grouped, seed"):
+    with pytest.raises(
+        ConfigError, match=r"unknown protocol\(s\) \['random'\]; choose from: filtered, grouped, seed"
+    ):
         check_protocols(["grouped", "random"])
     with pytest.raises(ConfigError, match="unknown protocol"):
         check_protocols([])
@@ -121,3 +135,54 @@ def test_protocols_on_the_embedded_windows(embedded):
     assert set(tracks[train]) & set(tracks[test])
     with pytest.raises(ConfigError, match=r"9 folds need at least 9 tracks per class"):
         grouped_folds(embedded, n_splits=9)  # 8 tracks of each class
+
+
+@pytest.fixture(scope="module")
+def gtzan_named():
+    """Every track of GTZAN's filtered lists and 20 of the 70 outside them, with made-up features."""
+    return from_frame(gtzan_like(extra=20), source="gtzan-like")
+
+
+def test_the_filtered_protocol_tests_on_the_test_tracks_and_never_trains_on_them(gtzan_named):
+    train, test, dropped = filtered_split(gtzan_named)
+    sides = gtzan_named.frame["track"].map(filtered_tracks())
+    assert dropped == 20 and len(test) == 290 and len(train) == 443 + 197
+    assert set(sides.iloc[test]) == {"test"} and set(sides.iloc[train]) == {"train", "valid"}
+    evaluation = evaluate(make_model("knn"), gtzan_named, "filtered", n_splits=4)
+    assert evaluation.dropped_rows == 20
+    assert set(evaluation.test) >= {"accuracy", "f1_macro"}
+    assert list(evaluation.test_rows) == list(test) and list(evaluation.train_rows) == list(train)
+    assert len(evaluation.y_true) == 290  # the confusion matrix is the test's
+    assert len(evaluation.folds) == 4
+
+
+def test_contiguous_folds_hold_runs_of_neighbouring_tracks_per_class(gtzan_named):
+    train, _, _ = filtered_split(gtzan_named)
+    side = gtzan_named.subset(train)
+    folds = filtered_folds(side, n_splits=4)
+    tracks = side.frame["track"].to_numpy()
+    seen = np.concatenate([test for _, test in folds])
+    assert sorted(seen) == list(range(len(tracks)))  # every row tested once
+    for genre in ("blues", "reggae"):
+        numbers = [sorted(int(t[-5:]) for t in set(tracks[test]) if t.startswith(genre)) for _, test in folds]
+        # each fold a contiguous run of the genre's tracks in file order, the runs one after another
+        ordered = sorted(int(t[-5:]) for t in set(tracks) if t.startswith(genre))
+        assert [n for run in numbers for n in run] == ordered
+        assert max(len(run) for run in numbers) - min(len(run) for run in numbers) <= 1
+
+
+def test_contiguous_folds_keep_a_tracks_windows_together():
+    rows = np.repeat([f"{g}.{i:05d}" for g in ("jazz", "rock") for i in range(6)], 3)
+    y = np.array([r.split(".")[0] for r in rows])
+    for train, test in ContiguousTrackFolds(3).split(np.zeros(len(rows)), y, rows):
+        assert not set(rows[train]) & set(rows[test])
+    with pytest.raises(ConfigError, match=r"4 folds need at least 4 tracks per class"):
+        list(ContiguousTrackFolds(4).split(np.zeros(6), np.repeat(["a", "b"], 3), np.arange(6)))
+
+
+def test_the_filtered_protocol_refuses_data_that_is_not_gtzan():
+    from genre.errors import DataError
+
+    dataset = load_data("embedded")
+    with pytest.raises(DataError, match="needs GTZAN's track names"):
+        evaluate(make_model("knn"), dataset, "filtered", n_splits=3)

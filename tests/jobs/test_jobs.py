@@ -82,3 +82,13 @@ def test_main_job_reuses_its_finished_runs_unless_forced(tracking, capsys):
     main_job(models=("knn",), protocols=("grouped",), n_splits=3)  # another question: trained
     main_job(models=("knn",), protocols=("grouped",), n_splits=2, force=True)
     assert len(mlflow.search_runs(experiment_names=["genre"])) == before + 4
+
+
+def test_main_job_picks_the_protocols_the_data_allows_and_says_why(tracking, capsys):
+    """On the embedded set (not GTZAN) ``auto`` is grouped and seed, and the console says why."""
+    from genre.progress import Progress
+
+    table = main_job(models=("knn",), n_splits=2, progress=Progress())
+    assert list(table["protocol"]) == ["grouped", "seed (leaky)"]
+    assert list(table["features"]) == ["gtzan57", "gtzan57"]
+    assert "no filtered protocol" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import sys
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from numpy.testing import assert_array_equal
 from sklearn.base import clone, is_classifier
@@ -22,6 +23,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, check_cv
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from genre.data.schema import FEATURE_COLUMNS, MUSICNN_COLUMNS
 from genre.errors import ConfigError
 from genre.features import load_data
 from genre.models import (
@@ -409,3 +411,34 @@ def test_svm_calibrates_on_small_classes_and_names_a_class_too_small() -> None:
     one = np.flatnonzero(y != 2).tolist() + [int(np.flatnonzero(y == 2)[0])]
     with pytest.raises(ValueError, match="class 2 has 1 sample"):
         CalibratedSVC().fit(X[one], y[one])
+
+
+def test_the_stack_on_both_feature_sets_gives_each_base_its_own_columns() -> None:
+    """57 GTZAN columns then 100 musicnn ones: knn, svm and nn see the first, svm_musicnn the second."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(["a", "b", "c"], 40)
+    gtzan = rng.normal(size=(120, 57))
+    musicnn = rng.normal(size=(120, 100)) + (y == "b")[:, None] * 3.0  # only musicnn tells b apart
+    X = pd.DataFrame(np.hstack([gtzan, musicnn]), columns=[*FEATURE_COLUMNS, *MUSICNN_COLUMNS])
+    model = make_model("stacking", SMALL_STACK, features="both").fit(X, y)
+    stack = model[-1]
+    assert [name for name, _ in stack.estimators] == ["knn", "svm", "nn", "svm_musicnn"]
+    assert {name: est.n_features_in_ for name, est in stack.named_estimators_.items()} == {
+        "knn": 57,
+        "svm": 57,
+        "nn": 57,
+        "svm_musicnn": 100,
+    }
+    proba = model.predict_proba(X)
+    assert proba.shape == (120, 3) and model.score(X, y) > 0.6
+    musicnn_only = stack.named_estimators_["svm_musicnn"].predict(model[:-1].transform(X)[:, 57:])
+    b = list(stack.classes_).index("b")  # base models learn the stack's encoded labels
+    assert (musicnn_only[y == "b"] == b).mean() > 0.9
+    with pytest.raises(ConfigError, match=r"unknown features 'mfcc'"):
+        make_model("svm", features="mfcc")
+    assert (
+        make_model("stacking", {"svm_musicnn__C": 0.5}, features="both")[-1].get_params()["svm_musicnn__C"]
+        == 0.5
+    )
+    with pytest.raises(ConfigError, match=r"no parameter 'svm_musicnn__C'"):
+        make_model("stacking", {"svm_musicnn__C": 0.5})

@@ -52,7 +52,7 @@ def test_register_writes_the_card_and_promote_keeps_previous(runs):
     card = version.description
     for fragment in (
         f"# {NAME}, version 2",
-        "`knn` under the `grouped` protocol",
+        "`knn` on the `gtzan57` features under the `grouped` protocol",
         "| `data.name` | `embedded-seed0` |",
         "| accuracy | 0.",
         "| `knn__n_neighbors` | `15` |",
@@ -123,3 +123,17 @@ def test_register_entry_point(runs, tracking):
     assert version.tags["genre.source_run_id"] == runs["k15"].run_id
     registration = MlflowClient().get_run(version.run_id)
     assert registration.data.tags["genre.job"] == "register" and registration.data.params["run_id"]
+
+
+def test_best_run_prefers_the_filtered_protocol_when_there_is_one(runs):
+    from genre.data import from_frame
+    from tests.conftest import gtzan_like
+
+    assert best_run(model="knn").data.tags["genre.protocol"] == "grouped"  # no filtered run yet
+    filtered = train_run("knn", from_frame(gtzan_like(), source="g.csv"), protocol="filtered", n_splits=2)
+    assert best_run(model="knn").info.run_id == filtered.run_id
+    version = register(model="knn")
+    card = MlflowClient().get_model_version(NAME, version.version).description
+    assert "under the `filtered` protocol" in card and "`gtzan57` features" in card
+    assert "Held-out test: the 290 test tracks of GTZAN's fault-filtered split" in card
+    assert "best cv_accuracy_mean among the knn/filtered runs" in card

@@ -356,3 +356,19 @@ def test_network_trials_log_where_each_fold_stopped_and_the_curve(tracking, tmp_
     parent_artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert "training_curves.png" in parent_artifacts
     assert "stopped_epoch" in mlflow.get_run(result.run_id).data.metrics
+
+
+def test_a_filtered_search_never_sees_the_test_tracks_and_tests_its_winner(tracking, tmp_path):
+    from tests.conftest import gtzan_like
+
+    dataset = from_frame(gtzan_like(), source="gtzan-like.csv")
+    config = _config(tmp_path, "model: knn\ngrid: {n_neighbors: [3, 9]}\n")
+    result = tune_grid_run(config, dataset, n_splits=3, protocol="filtered", log_model=False)
+    run = mlflow.MlflowClient().get_run(result.run_id)
+    assert run.data.tags["genre.protocol"] == "filtered" and run.data.params["cv.protocol"] == "filtered"
+    assert run.data.params["data.rows"] == str(443 + 197)  # the search's data: train and valid tracks
+    assert 0.0 < run.data.metrics["test_accuracy"] <= 1.0
+    with pytest.raises(ConfigError, match="outer folds are the grouped protocol's"):
+        from genre.jobs.tune import tune_grid_job
+
+        tune_grid_job(str(config.path), "embedded", outer_splits=3, protocol="filtered")
