@@ -8,7 +8,8 @@ the executors).
 
 Inputs, told apart by ``audio``:
 
-* **feature rows**: CSV files (with a header) or Parquet holding the 57 ``FEATURE_COLUMNS`` and an id
+* **feature rows**: CSV files (with a header) or Parquet holding the model's feature columns (the 57
+  ``FEATURE_COLUMNS``, musicnn's 100, or both) and an id
   column (``filename`` by default) that is carried through; other columns are ignored;
 * **audio files**: files, or folders searched recursively for ``AUDIO_EXTENSIONS``, read with Spark's
   ``binaryFile`` source and sent to the model base64-encoded in its ``audio`` column. The id is the
@@ -49,7 +50,6 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from genre.data.schema import FEATURE_COLUMNS
 from genre.errors import BatchError, DataError, GenreError, RegistryError
 from genre.features import AUDIO_EXTENSIONS
 from genre.registry import load_classifier
@@ -231,7 +231,7 @@ def score_batch(
                 udf = mlflow.pyfunc.spark_udf(
                     session, local_model, result_type=_result_type(False), env_manager="local"
                 )
-                scored = _score_features(session, paths, udf, id_column)
+                scored = _score_features(session, paths, udf, id_column, classifier.columns)
             with _arrow_batch(session, _AUDIO_BATCH if audio else MAX_ROWS):
                 _flatten(scored, identity, classifier.classes, audio=audio).write.mode(
                     "overwrite" if overwrite else "errorifexists"
@@ -279,19 +279,24 @@ def _result_type(audio: bool) -> StructType:
     return StructType(fields)
 
 
-def _score_features(spark: SparkSession, paths: list[str], udf: Any, id_column: str) -> DataFrame:
-    """Feature rows -> (id, error, pred); bad rows are scored on zeros and their answer dropped later."""
+def _score_features(
+    spark: SparkSession, paths: list[str], udf: Any, id_column: str, columns: list[str]
+) -> DataFrame:
+    """Feature rows -> (id, error, pred); bad rows are scored on zeros and their answer dropped later.
+
+    ``columns`` are the model's feature columns (the 57, musicnn's 100, or both).
+    """
     from pyspark.sql import functions as F  # noqa: N812 - pyspark's usual name
 
     frame = _read_table(spark, paths)
-    missing = [c for c in (id_column, *FEATURE_COLUMNS) if c not in frame.columns]
+    missing = [c for c in (id_column, *columns) if c not in frame.columns]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise DataError(
             f"{', '.join(paths)}: missing column(s) {shown}; feature input needs the "
-            f"{len(FEATURE_COLUMNS)} feature columns and an id column (id_column={id_column!r})"
+            f"model's {len(columns)} feature columns and an id column (id_column={id_column!r})"
         )
-    values = {c: F.col(c).try_cast("double") for c in FEATURE_COLUMNS}
+    values = {c: F.col(c).try_cast("double") for c in columns}
     bad = {c: v.isNull() | F.isnan(v) | (F.abs(v) == F.lit(float("inf"))) for c, v in values.items()}
     cells = [
         F.when(
@@ -301,15 +306,13 @@ def _score_features(spark: SparkSession, paths: list[str], udf: Any, id_column: 
                 F.coalesce(F.concat(F.lit("'"), F.col(c).cast("string"), F.lit("'")), F.lit("missing")),
             ),
         )
-        for c in FEATURE_COLUMNS
+        for c in columns
     ]
     error = F.when(  # self-contained like an audio file's: it starts with the row's id
         reduce(operator.or_, bad.values()),
         F.concat(F.col(id_column).cast("string"), F.lit(": not finite numbers: "), F.concat_ws("; ", *cells)),
     )
-    model_input = F.struct(
-        *[F.when(bad[c], F.lit(0.0)).otherwise(values[c]).alias(c) for c in FEATURE_COLUMNS]
-    )
+    model_input = F.struct(*[F.when(bad[c], F.lit(0.0)).otherwise(values[c]).alias(c) for c in columns])
     return frame.select(F.col(id_column), error.alias(ERROR_COLUMN), udf(model_input).alias("pred"))
 
 

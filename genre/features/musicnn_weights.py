@@ -52,6 +52,8 @@ __all__ = [
     "forward",
     "get_model",
     "load_weights",
+    "use_weights_file",
+    "weights_file",
 ]
 
 #: Mel bands of musicnn's input, and frames per patch (3 s at 16 kHz, hop 256).
@@ -165,21 +167,43 @@ def cache_path(folder: Path | None = None) -> Path:
     return settings.cache_dir() / "musicnn" / f"MSD_musicnn-{checkpoint_digest(folder)[:20]}.npz"
 
 
-def load_weights() -> dict[str, np.ndarray]:
-    """MSD_musicnn's variables as float32 arrays, keyed by checkpoint name (see ``WEIGHT_SHAPES``).
+_weights_file: Path | None = None
 
-    Reads the cached ``.npz``; converts the checkpoint first (importing TensorFlow) if there is none.
-    :func:`get_model` keeps the result, so a process reads it once.
 
-    Raises
-    ------
-    ConfigError
-        ``kind="missing_dependency"`` without the ``musicnn`` wheel.
+def use_weights_file(path: str | os.PathLike[str]) -> None:
+    """Read the weights from the converted ``.npz`` at ``path`` rather than the installed wheel's.
+
+    A served model carries its own copy of the converted weights (``genre.serving``), so the server
+    needs neither the ``musicnn`` wheel nor TensorFlow. Call before the first use of the model.
     """
+    global _weights_file
+    _weights_file = Path(path)
+
+
+def weights_file() -> Path:
+    """The converted ``.npz`` this process reads: the one given to :func:`use_weights_file`, else the
+    cached conversion of the installed wheel's checkpoint (converted now if there is none)."""
+    if _weights_file is not None:
+        return _weights_file
     folder = checkpoint_dir()
     path = cache_path(folder)
     if not path.is_file():
         convert_checkpoint(folder, path)
+    return path
+
+
+def load_weights() -> dict[str, np.ndarray]:
+    """MSD_musicnn's variables as float32 arrays, keyed by checkpoint name (see ``WEIGHT_SHAPES``).
+
+    Reads the converted ``.npz`` (:func:`weights_file`); converts the checkpoint first (importing
+    TensorFlow) if there is none. :func:`get_model` keeps the result, so a process reads it once.
+
+    Raises
+    ------
+    ConfigError
+        ``kind="missing_dependency"`` without the ``musicnn`` wheel and without a weights file.
+    """
+    path = weights_file()
     try:
         with np.load(path) as stored:
             weights = {name: stored[name] for name in WEIGHT_SHAPES}

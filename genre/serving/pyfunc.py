@@ -76,7 +76,8 @@ def signature(features: Sequence[str] = ("gtzan57",)) -> ModelSignature:
 class GenrePyfunc(mlflow.pyfunc.PythonModel):
     """``GenreClassifier`` as an MLflow pyfunc model: what ``mlflow models serve`` loads and calls.
 
-    The artifact ``estimator`` is the joblib file of the fitted pipeline; ``model_config`` holds the
+    The artifact ``estimator`` is the joblib file of the fitted pipeline (and for a model of musicnn's
+    features, ``musicnn_weights`` the converted weights, ISC-licensed); ``model_config`` holds the
     audio windowing (``window_samples``, ``window_step``), the feature sets audio becomes
     (``features``) and the default ``layout`` of answers.
     ``RequestError`` becomes an ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which the scoring
@@ -87,6 +88,10 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         """Load the estimator and warm up the extractor and the network, once per process."""
         config = context.model_config or {}
+        if "musicnn_weights" in context.artifacts:
+            from genre.features import musicnn_weights
+
+            musicnn_weights.use_weights_file(context.artifacts["musicnn_weights"])
         self.classifier = GenreClassifier(
             joblib.load(context.artifacts["estimator"]),
             window_samples=int(config.get("window_samples", WINDOW_SAMPLES)),
@@ -151,10 +156,15 @@ def log_serving_model(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "estimator.joblib"
         joblib.dump(estimator, path)
+        artifacts = {"estimator": str(path)}
+        if "musicnn" in features:  # the server computes musicnn from audio without the wheel
+            from genre.features import musicnn_weights
+
+            artifacts["musicnn_weights"] = str(musicnn_weights.weights_file())
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=GenrePyfunc(),
-            artifacts={"estimator": str(path)},
+            artifacts=artifacts,
             model_config={**windowing(windowed), "features": list(features), "layout": "records"},
             code_paths=[str(Path(genre.__file__).parent)],
             pip_requirements=settings.SERVING_REQUIREMENTS,
