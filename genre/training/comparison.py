@@ -20,7 +20,7 @@ from genre.data import Dataset
 from genre.evaluation import markdown_table
 from genre.progress import Progress
 from genre.tracking import log_dataset, source_tags, tracked_run
-from genre.training.runs import TrainResult, train_run
+from genre.training.runs import TrainResult, progress_label, train_run
 
 __all__ = ["compare", "comparison_note"]
 
@@ -45,7 +45,7 @@ def compare(
     """
     progress = progress or Progress(quiet=True)
     plan = [
-        (protocol, choice, name, progress.plan(_label(name, choice, protocol), name, n_splits + 1))
+        (protocol, choice, name, progress.plan(progress_label(name, protocol, choice), name, n_splits + 1))
         for protocol in protocols
         for choice in features
         for name in models
@@ -103,10 +103,6 @@ def comparison_note(table: pd.DataFrame, dataset: Dataset) -> str:
         f"{dataset.frame['track'].nunique()} tracks).{filtered} `grouped`: no track on both sides of a "
         f"fold (an artist may be).{leaky}\n\n" + markdown_table(table.drop(columns="run_id"))
     )
-
-
-def _label(model: str, features: str, protocol: str) -> str:
-    return f"{model} ({protocol})" if features == "gtzan57" else f"{model} on {features} ({protocol})"
 
 
 def _comparison_row(

@@ -50,7 +50,7 @@ from genre.tracking import (
     tracked_run,
 )
 
-__all__ = ["TrainResult", "describe_run", "run_name", "train_run"]
+__all__ = ["TrainResult", "describe_run", "progress_label", "run_name", "train_run"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def train_run(
     dataset = dataset.with_features(resolve_features(features))
     name = run_name(model_name, protocol, features)
     progress = progress or Progress(quiet=True)
-    task = task or progress.plan(f"{model_name} ({protocol})", model_name, n_splits + 1)
+    task = task or progress.plan(progress_label(model_name, protocol, features), model_name, n_splits + 1)
     started = time.perf_counter()
     with tracked_run(run_name=name, nested=mlflow.active_run() is not None) as run:
         mlflow.set_tags(
@@ -151,6 +151,13 @@ def train_run(
         )
     progress.finish(_summary_line(summary, dataset, time.perf_counter() - started))
     return TrainResult(run.info.run_id, model_name, evaluation, fitted)
+
+
+def progress_label(model_name: str, protocol: str, features: str = "gtzan57") -> str:
+    """How progress lines name a run: ``svm (grouped)``, ``svm on musicnn (filtered)``."""
+    return (
+        f"{model_name} ({protocol})" if features == "gtzan57" else f"{model_name} on {features} ({protocol})"
+    )
 
 
 def run_name(model_name: str, protocol: str, features: str = "gtzan57") -> str:
