@@ -106,7 +106,7 @@ def _web_parser(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--model", help="any MLflow model URI of a registered serving model")
     which.add_argument(
-        "--endpoint", help="a running `mlflow models serve` URL to ask instead (no per-window timeline)"
+        "--endpoint", help="a running `mlflow models serve` URL to ask instead of loading the model here"
     )
     parser.add_argument("--name", default=settings.MODEL_NAME, help="registered model (default source)")
     parser.add_argument("--alias", default=settings.CHAMPION, help="alias of --name")

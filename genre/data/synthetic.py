@@ -48,9 +48,9 @@ def generate_dataset(
         Folder to write into; created if missing.
     seed : int, default 0
         Non-negative seed; the same seed gives byte-identical files.
-    clips_per_class : int, default 10
+    clips_per_class : int, default 8
         Clips (tracks) per class; at least 2, so every class can appear on both sides of a split.
-    windows_per_clip : int, default 3
+    windows_per_clip : int, default 2
         Clip length in 3-second windows; at least 1.
 
     Returns

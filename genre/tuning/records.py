@@ -15,7 +15,7 @@ import pandas as pd
 
 from genre.data import Dataset
 from genre.evaluation import filtered_split, fit_model, score_fold
-from genre.tracking import log_dataset, log_fitted, log_history, plain
+from genre.tracking import log_dataset, log_fitted, log_history, plain, source_tags
 from genre.tuning.configs import SearchConfig
 
 __all__ = [
@@ -66,6 +66,7 @@ def log_search_header(
             "genre.features": config.features,
             "genre.strategy": strategy,
             "genre.protocol": protocol,
+            **source_tags(),  # the commit genre reproduce checks out
         }
     )
     mlflow.log_params(

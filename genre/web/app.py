@@ -132,7 +132,9 @@ class EndpointBackend:
         if len(data) > MAX_UPLOAD_BYTES:
             raise RequestError(_too_large(len(data)), kind="too_large")
         records = [{AUDIO_COLUMN: encode_audio(data)}]
-        body = json.dumps({"dataframe_records": records, "params": {"timeline": True}}).encode()
+        # The records layout whatever the server's default (a batch server answers in columns).
+        params = {"timeline": True, "layout": "records"}
+        body = json.dumps({"dataframe_records": records, "params": params}).encode()
         request = urllib.request.Request(
             self.url + "/invocations", data=body, headers={"Content-Type": "application/json"}
         )
@@ -287,7 +289,7 @@ def create_app(
     async def analyse(request: Request) -> JSONResponse:
         label = _display_name(request.headers.get("x-filename", ""))
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:  # not "²"
             return problem(413, TITLES["too_large"], _too_large(int(declared)), "too_large")
         data = bytearray()
         async for chunk in request.stream():

@@ -426,3 +426,12 @@ def test_the_web_page_answers_alike_through_the_endpoint_and_in_process(server, 
     for far, near in zip(served["timeline"], local["timeline"], strict=True):
         assert far["start_s"] == near["start_s"]
         assert far["probabilities"] == pytest.approx(near["probabilities"], rel=1e-12)
+
+
+def test_the_web_page_gets_records_from_a_server_started_for_columns(columns_server):
+    """A batch server answers in columns by default; the page asks for records and still gets one row."""
+    from genre.web import EndpointBackend
+
+    song, windows = _song()
+    served = EndpointBackend(columns_server).analyse(song, "song.wav")
+    assert served["windows"] == windows == len(served["timeline"])
