@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import (
-    BaseCrossValidator,
     StratifiedGroupKFold,
     StratifiedKFold,
     train_test_split,
@@ -32,6 +31,7 @@ from sklearn.model_selection import (
 from genre.data import Dataset
 from genre.data.filtered_split import filtered_sides
 from genre.errors import ConfigError
+from genre.models.folds import ContiguousTrackFolds, check_enough
 
 __all__ = [
     "HELD_OUT",
@@ -116,7 +116,7 @@ class TrackFolds(StratifiedGroupKFold):
         if groups is None:
             raise ConfigError("track-grouped folds need the rows' groups (tracks)")
         counts = pd.Series(np.asarray(groups)).groupby(np.asarray(y)).nunique()
-        _check_enough(counts, self.n_splits, "tracks", self.source)
+        check_enough(counts, self.n_splits, "tracks", self.source)
         yield from super().split(X, y, groups)
 
 
@@ -151,60 +151,11 @@ def filtered_folds(dataset: Dataset, *, n_splits: int = 10) -> list[Split]:
     )
 
 
-class ContiguousTrackFolds(BaseCrossValidator):
-    """Stratified k-fold over tracks in file-name order: each fold holds a contiguous run of every
-    class's tracks.
-
-    GTZAN numbers most of an artist's tracks together (``reggae.00050`` to ``reggae.00084`` are Bob
-    Marley's), so neighbouring tracks on one side is the nearest thing to artist-grouped folds that
-    needs no artist list. Scores on these folds are still above a test on unseen artists, but far
-    closer to it than shuffled folds' (measured in ``docs/results.md``). Deterministic (nothing is
-    shuffled). Requests ``groups`` (tracks; a track's windows stay together) through metadata routing,
-    like ``TrackFolds``.
-    """
-
-    __metadata_request__split = {"groups": True}
-
-    def __init__(self, n_splits: int = 10, *, source: str = "the data") -> None:
-        if n_splits < 2:
-            raise ConfigError(f"n_splits must be at least 2, got {n_splits}")
-        self.n_splits = n_splits
-        self.source = source
-
-    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:  # noqa: N803
-        return self.n_splits
-
-    def _iter_test_masks(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[np.ndarray]:  # noqa: N803
-        if groups is None:
-            raise ConfigError("contiguous track folds need the rows' groups (tracks)")
-        groups, y = np.asarray(groups, dtype=str), np.asarray(y)
-        first = pd.DataFrame({"group": groups, "label": y}).drop_duplicates("group").sort_values("group")
-        _check_enough(first["label"].value_counts(), self.n_splits, "tracks", self.source)
-        fold_of: dict[str, int] = {}
-        for _, members in first.groupby("label", sort=True):
-            for fold, chunk in enumerate(np.array_split(members["group"].to_numpy(), self.n_splits)):
-                fold_of.update(dict.fromkeys(chunk, fold))
-        folds = np.array([fold_of[g] for g in groups])
-        for fold in range(self.n_splits):
-            yield folds == fold
-
-
 def row_folds(dataset: Dataset, *, n_splits: int = 10, seed: int = 0) -> list[Split]:
     """Stratified k-fold over rows, ignoring tracks: the seed protocol's cross-validation.
 
     Used to report per-fold scores for the seed protocol beside the grouped ones on the same data.
     """
-    _check_enough(dataset.frame["label"].value_counts(), n_splits, "rows", dataset.source)
+    check_enough(dataset.frame["label"].value_counts(), n_splits, "rows", dataset.source)
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return list(splitter.split(dataset.X, dataset.y))
-
-
-def _check_enough(counts: pd.Series, n_splits: int, what: str, source: str) -> None:
-    if n_splits < 2:
-        raise ConfigError(f"n_splits must be at least 2, got {n_splits}")
-    short = counts[counts < n_splits]
-    if not short.empty:
-        detail = ", ".join(f"{label}: {count}" for label, count in short.items())
-        raise ConfigError(
-            f"{source}: {n_splits} folds need at least {n_splits} {what} per class; got {detail}"
-        )

@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import (
 
 from genre.data.schema import FEATURE_SETS, resolve_features
 from genre.errors import ConfigError
+from genre.models.folds import ContiguousTrackFolds
 from genre.models.neighbors import KNNClassifier, inverse_square
 from genre.models.network import KerasMLPClassifier
 from genre.models.pipeline import SingleThreadedPipeline
@@ -82,8 +83,10 @@ def stack_bases(features: str = "gtzan57") -> list[tuple[str, str, str]]:
 
 #: String aliases a configuration may use for callable parameter values, by (estimator class, parameter):
 #: a YAML file cannot name a function. (Code, e.g. a GridSearchCV grid, passes ``inverse_square`` itself.)
-_ALIASES: dict[tuple[type, str], dict[str, Callable[..., Any]]] = {
+_ALIASES: dict[tuple[type, str], dict[str, Any]] = {
     (KNNClassifier, "weights"): {"inverse_square": inverse_square},
+    # The stack's inner folds as runs of neighbouring tracks (see ContiguousTrackFolds).
+    (GroupedStackingClassifier, "cv"): {"contiguous": ContiguousTrackFolds(5)},
 }
 
 
@@ -163,7 +166,8 @@ def make_model(
                                   early stopping with patience 20 on 10% held out; ``random_state``
     stacking GroupedStacking...   ``knn``, ``svm``, ``nn`` as above, ``LogisticRegression(C=1.0)`` on
                                   their out-of-fold probabilities from 5 shuffled stratified folds
-                                  (``cv``); base-model parameters as ``knn__n_neighbors``, ``svm__C``,
+                                  (``cv``; ``"contiguous"``: runs of neighbouring tracks); base-model
+                                  parameters as ``knn__n_neighbors``, ``svm__C``,
                                   ``nn__epochs``, the meta-learner's as ``final_estimator__C``
     ======== ==================== =====================================================================
 

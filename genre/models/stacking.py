@@ -17,6 +17,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
+from genre.models.folds import ContiguousTrackFolds
+
 __all__ = ["GroupedStackingClassifier"]
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
@@ -33,6 +35,9 @@ class GroupedStackingClassifier(StackingClassifier):
     routes ``groups`` with scikit-learn's metadata routing to every base estimator that requests them (a
     network's early stopping holds out whole tracks), in the full fits and in every inner fold. The
     meta-learner gets no groups. Without ``groups`` it is ``StackingClassifier``, inner folds ``cv``.
+    A ``cv`` that splits by groups itself (``ContiguousTrackFolds``: runs of neighbouring tracks, GTZAN's
+    nearest thing to artists) is used as it is: out-of-fold probabilities then come from models that
+    did not hear the held-out tracks' neighbours, as a test on unseen artists would.
 
     Because the stack splits for itself, anything may call ``fit`` with the groups -- a pipeline, a
     cross-validation, a grid search, a test -- and no caller has to prepare its folds.
@@ -150,6 +155,8 @@ class GroupedStackingClassifier(StackingClassifier):
         return _safe_indexing(X, list(range(start, stop)), axis=1)
 
     def _inner_folds(self, X: Any, y: np.ndarray, groups: Any) -> Folds:
+        if groups is not None and isinstance(self.cv, ContiguousTrackFolds):
+            return list(self.cv.split(X, y, groups))
         inner = check_cv(self.cv, y, classifier=True)
         if groups is None:
             return list(inner.split(X, y))

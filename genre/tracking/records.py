@@ -71,8 +71,13 @@ def log_dataset(
 
 
 def plain(value: Any) -> Any:
-    """A parameter value as configurations and run params spell it: a function by its name."""
-    return value.__name__ if isinstance(value, FunctionType) else value
+    """A parameter value as configurations and run params spell it: a function by its name, a
+    cross-validation splitter (a stack's inner folds) by its ``repr``."""
+    if isinstance(value, FunctionType):
+        return value.__name__
+    if hasattr(value, "split") and hasattr(value, "get_n_splits"):
+        return repr(value)
+    return value
 
 
 def loggable(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,10 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, check_cv
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from genre.data import Dataset
 from genre.data.schema import FEATURE_COLUMNS, MUSICNN_COLUMNS
 from genre.errors import ConfigError
+from genre.evaluation import fit_model
 from genre.features import load_data
 from genre.models import (
     MODEL_NAMES,
@@ -35,6 +37,7 @@ from genre.models import (
     inverse_square,
     make_model,
 )
+from genre.tracking import model_params
 from tests.conftest import GTZAN_30, require, with_libsvm
 
 #: Small enough for scikit-learn's ~40 generic checks, each a few fits, to take seconds.
@@ -442,3 +445,17 @@ def test_the_stack_on_both_feature_sets_gives_each_base_its_own_columns() -> Non
     )
     with pytest.raises(ConfigError, match=r"no parameter 'svm_musicnn__C'"):
         make_model("stacking", {"svm_musicnn__C": 0.5})
+
+
+def test_a_stack_can_cut_its_inner_folds_as_runs_of_neighbouring_tracks() -> None:
+    """``cv="contiguous"``: each inner fold holds whole runs of every class's tracks in name order."""
+    rng = np.random.default_rng(1)
+    tracks = np.repeat([f"{g}.{i:05d}" for g in ("jazz", "rock") for i in range(10)], 2)
+    y = np.array([t.split(".")[0] for t in tracks])
+    X = pd.DataFrame(rng.normal(size=(40, 57)) + (y == "rock")[:, None], columns=list(FEATURE_COLUMNS))
+    model = make_model("stacking", {**SMALL_STACK, "cv": "contiguous"})
+    stack = fit_model(model, Dataset.from_rows(X, y, tracks, source="t", windowed=True))[-1]
+    for k, (_, test) in enumerate(stack.folds_):
+        held = sorted(set(tracks[test]))
+        assert held == [f"{g}.{i:05d}" for g in ("jazz", "rock") for i in (2 * k, 2 * k + 1)]
+    assert "ContiguousTrackFolds" in model_params(model)["model.stacking__cv"]
