@@ -69,7 +69,18 @@ def _train(args: argparse.Namespace) -> int:
     print(f"run {run_id}: {args.model} on {args.features} ({args.protocol})")
     for name, value in summary.items():
         print(f"  {name:28s} {value:.4f}")
+    _print_ui_link(quiet=args.quiet)
     return 0
+
+
+def _print_ui_link(*, quiet: bool) -> None:
+    """Where to see the runs: MLflow's UI opens an experiment in its GenAI view unless the link says not."""
+    from genre.tracking import configure_tracking, runs_url
+
+    if not quiet:
+        print(
+            f"in the MLflow UI (mlflow ui): {runs_url(configure_tracking().experiment_id)}", file=sys.stderr
+        )
 
 
 def _main_parser(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +112,7 @@ def _main(args: argparse.Namespace) -> int:
         progress=Progress(quiet=args.quiet),
     )
     print(markdown_table(table.drop(columns="run_id")))
+    _print_ui_link(quiet=args.quiet)
     return 0
 
 

@@ -79,7 +79,9 @@ def markdown_table(frame: pd.DataFrame, *, floatfmt: str = ".3f") -> str:
     """A GitHub-style markdown table (no ``tabulate`` dependency): what benchmarks and jobs print."""
 
     def cell(value: object) -> str:
-        return format(value, floatfmt) if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            return "-" if value != value else format(value, floatfmt)  # NaN: nothing measured
+        return str(value)
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"

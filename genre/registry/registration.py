@@ -34,6 +34,7 @@ from genre.evaluation import HELD_OUT, SCORES
 from genre.serving import log_serving_model, windowing
 from genre.settings import CHALLENGER, CHAMPION, PREVIOUS
 from genre.tracking import configure_tracking, logged_model_uri, tracked_run
+from genre.training import run_name
 
 __all__ = [
     "MODEL_CARD_TEMPLATE",
@@ -184,10 +185,12 @@ def register(
         run = mlflow.active_run()
         mlflow.set_tags({"genre.job": "register", "genre.source_run_id": source.info.run_id})
         mlflow.log_params({"register.name": name, "register.selection": selection})
+        served = run_name(tags["genre.model"], tags["genre.protocol"], tags["genre.features"])
         info = log_serving_model(
             estimator,
             windowed=windowed,
             input_example=example,
+            name=f"{served}-served",  # the Models tab lists logged models by name
             registered_model_name=name,
             tags=tags,
         )
@@ -347,7 +350,7 @@ def _model_card(
         source_run_id=run.info.run_id,
         source_experiment=experiment.name if experiment else run.info.experiment_id,
         registration_run_id=registration_run_id,
-        git_commit=tags.get("mlflow.source.git.commit", "not recorded"),
+        git_commit=tags.get("genre.git_commit") or tags.get("mlflow.source.git.commit", "not recorded"),
         tracking_uri=mlflow.get_tracking_uri(),
         data=_table({k: v for k, v in sorted(params.items()) if k.startswith("data.")}),
         scores=_scores_table(metrics, params),

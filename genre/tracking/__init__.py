@@ -21,6 +21,7 @@ from genre.tracking.reuse import code_fingerprint, data_digest, finished_run, ru
 from genre.tracking.store import (
     DEFAULT_TRACKING_URI,
     configure_tracking,
+    runs_url,
     take_launcher,
     tracked_run,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "finished_run",
     "logged_model_uri",
     "run_key",
+    "runs_url",
     "source_tags",
     "take_launcher",
     "trusted_pickle",

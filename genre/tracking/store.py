@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_TRACKING_URI",
     "configure_tracking",
     "follow_launcher",
+    "runs_url",
     "take_launcher",
     "tracked_run",
 ]
@@ -29,8 +30,12 @@ __all__ = [
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 #: MLflow's Default experiment, where ``mlflow run`` puts its launcher run unless told otherwise.
 DEFAULT_EXPERIMENT_ID = "0"
-#: The experiment tag that picks the MLflow UI's view, and the model-training (not GenAI) one.
+#: The experiment tag that names an experiment's kind, and the model-training (not GenAI) one. The MLflow
+#: 3.17 UI does not read it (tests/test_mlflow_ui.py): its view comes from the address's
+#: ``workflowType`` or the browser's last choice, hence ``runs_url``.
 _KIND, _MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+#: Where ``mlflow ui`` listens by default.
+DEFAULT_UI = "http://127.0.0.1:5000"
 #: ``mlflow run`` launcher runs that ``configure_tracking`` did not adopt, for the next run to follow.
 _LAUNCHERS: list[str] = []
 
@@ -45,7 +50,7 @@ def configure_tracking() -> Experiment:
     files its launcher run there, and training in one experiment while ``register`` looks in another
     was the first thing a new user met. A launcher run in another experiment than the chosen one is not
     adopted: the job opens its own run there, and the launcher run says where (``follow_launcher``).
-    New experiments open in MLflow's model-training view, not its GenAI one.
+    New experiments are tagged as model-training experiments (``runs_url`` opens them in that view).
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     mlflow.set_tracking_uri(uri)
@@ -68,6 +73,15 @@ def configure_tracking() -> Experiment:
     if launcher and client.get_run(launcher).info.experiment_id != experiment.experiment_id:
         _LAUNCHERS.append(os.environ.pop("MLFLOW_RUN_ID"))
     return experiment
+
+
+def runs_url(experiment_id: str, ui: str = DEFAULT_UI) -> str:
+    """The MLflow UI's address of an experiment's runs in its model-training view.
+
+    MLflow 3.17's UI opens an experiment in its GenAI view unless the address says otherwise (or the
+    browser chose "Model training" before): the jobs print this link so the first click lands right.
+    """
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def take_launcher() -> str | None:
