@@ -210,12 +210,9 @@ def make_model(
     ...
     genre.errors.ConfigError: svm model, parameter 'C': The 'C' parameter of CalibratedSVC must be a float...
     """
-    if name not in _BUILDERS:
-        raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
     if transform not in TRANSFORMS:
         raise ConfigError(f"unknown transform {transform!r}; expected one of {', '.join(TRANSFORMS)}")
-    features = _checked_features(features)
-    estimator = _stacking(random_state, features) if name == "stacking" else _BUILDERS[name](random_state)
+    estimator = _build(name, random_state, features)
     estimator.set_params(**_checked_params(name, estimator, params or {}))
     steps = [("logvar", LogVariances())] if transform == "logvar" else []
     return SingleThreadedPipeline([*steps, ("scale", StandardScaler()), (name, estimator)])
@@ -225,6 +222,14 @@ def _checked_features(features: str) -> str:
     if features not in FEATURES:
         raise ConfigError(f"unknown features {features!r}; expected one of {', '.join(FEATURES)}")
     return features
+
+
+def _build(name: str, random_state: int, features: str) -> BaseEstimator:
+    """Model ``name`` with the project's defaults (the stack's bases depend on ``features``)."""
+    if name not in _BUILDERS:
+        raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    features = _checked_features(features)
+    return _stacking(random_state, features) if name == "stacking" else _BUILDERS[name](random_state)
 
 
 def check_params(name: str, params: Mapping[str, Any], features: str = "gtzan57") -> dict[str, Any]:
@@ -243,10 +248,7 @@ def check_params(name: str, params: Mapping[str, Any], features: str = "gtzan57"
     >>> check_params("knn", {"weights": "inverse_square"})["weights"].__name__
     'inverse_square'
     """
-    if name not in _BUILDERS:
-        raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
-    estimator = _stacking(0, _checked_features(features)) if name == "stacking" else _BUILDERS[name](0)
-    return _checked_params(name, estimator, params)
+    return _checked_params(name, _build(name, 0, features), params)
 
 
 def _checked_params(name: str, estimator: BaseEstimator, params: Mapping[str, Any]) -> dict[str, Any]:
