@@ -9,9 +9,10 @@ where ``taskset`` exists, pinned to one CPU (``--cpu``, default the last one all
 clips in ``$GENRE_SHARED_DIR/data/gtzan/audio`` (or ``../shared`` beside the repository) it measures per
 30-s clip, best of ``R``:
 
-(a) ``ours``: the 100 musicnn features as a user gets them: decode (22,050 Hz), resample to 16 kHz,
-    mel spectrogram, forward pass, mean/std pooling (``genre.features.musicnn.extract_musicnn``), and
-    the forward pass alone (from the log-mel representation);
+(a) ``ours``: the 100 musicnn features as a user gets them: decode (22,050 Hz), resample to 16 kHz
+    (resampy 0.2's kaiser_best, as musicnn did: ``genre.features.resample``), mel spectrogram, forward
+    pass, mean/std pooling (``genre.features.musicnn.extract_musicnn``); the resampling alone; and the
+    forward pass alone (from the log-mel representation);
 (b) ``tensorflow``: the straightforward evaluation of the same patches with TensorFlow ops built from
     the same weights (:func:`tf_taggram`: ``tf.nn.conv2d`` and friends, following musicnn's
     ``models.py`` line by line), all patches in one batch, as a compiled ``tf.function``;
@@ -212,6 +213,7 @@ def measure(paths: list[Path], repeats: int) -> dict:
     """Time (a), (b) and (c) on every clip and compare the taggrams."""
     from genre.features import gtzan57, load_audio, musicnn
     from genre.features.musicnn_weights import load_weights
+    from genre.features.resample import resample_musicnn
 
     gtzan57.warm_up()
     musicnn.warm_up()
@@ -230,6 +232,9 @@ def measure(paths: list[Path], repeats: int) -> dict:
 
         _, row["ours_wall_s"], row["ours_cpu_s"] = best_of(repeats, ours)
         y = load_audio(path)
+        _, row["resample_wall_s"], row["resample_cpu_s"] = best_of(
+            repeats, resample_musicnn, y, orig_sr=22_050, target_sr=musicnn.MUSICNN_SAMPLE_RATE
+        )
         S = musicnn.log_mel(y=y, sr=22_050)
         patches = musicnn.log_mel_patches(S=S)
         row["patches"] = len(patches)
@@ -268,6 +273,8 @@ def markdown(report: dict) -> str:
         "|---|---|---|",
         f"| (a) ours: decode + resample + mel + forward + pooling | {median['ours_wall_s']:.3f} "
         f"| {median['ours_cpu_s']:.3f} |",
+        f"| ours: resampling alone (22,050 to 16,000 Hz, resampy 0.2's kaiser_best) "
+        f"| {median['resample_wall_s']:.3f} | {median['resample_cpu_s']:.3f} |",
         f"| ours: forward pass alone (28 patches, NumPy) | {median['ours_forward_wall_s']:.3f} "
         f"| {median['ours_forward_cpu_s']:.3f} |",
         f"| (b) TensorFlow: forward pass alone (28 patches, one batch) | {median['tf_forward_wall_s']:.3f} "

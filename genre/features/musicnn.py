@@ -2,13 +2,15 @@
 
 The numbers of ``musicnn.extractor.extractor(file, model="MSD_musicnn", input_length=3,
 input_overlap=1)``: the same log-mel patches (:func:`log_mel`, :func:`log_mel_patches`), and the same
-network run in NumPy from the installed wheel's weights (:mod:`genre.features.musicnn_weights`). A clip
-gives one row of tag probabilities per patch, its taggram (:func:`taggram`); :func:`extract_musicnn`
-reduces it to the mean and standard deviation of every tag over the clip. Those 100 features put an SVM
-at 0.80 accuracy on GTZAN's filtered test split, against 0.52 for Kaggle's 57 features
-(../shared/data/gtzan/SOURCES.md). A 30-s clip takes about half a second of one core, resampling and
-mel spectrogram included (``benchmarks/musicnn_speed.py``); the first call in a process reads the
-weights (and, the first time ever, converts them, which imports TensorFlow once).
+network run in NumPy from the installed wheel's weights (:mod:`genre.features.musicnn_weights`), from a
+signal resampled to 16 kHz as musicnn resampled it (:mod:`genre.features.resample`), so that models
+trained on musicnn's published taggrams see features made the same way. A clip gives one row of tag
+probabilities per patch, its taggram (:func:`taggram`); :func:`extract_musicnn` reduces it to the mean
+and standard deviation of every tag over the clip. Those 100 features put an SVM at 0.80 accuracy on
+GTZAN's filtered test split, against 0.52 for Kaggle's 57 features (../shared/data/gtzan/SOURCES.md).
+A 30-s clip takes a little over half a second of one core, nearly all of it the forward pass (0.03 s
+resampling; ``benchmarks/musicnn_speed.py``); the first call in a process reads the weights (and, the
+first time ever, converts them, which imports TensorFlow once).
 """
 
 # ``S`` for a spectrogram argument is librosa's API, which these functions mirror on purpose.
@@ -26,6 +28,7 @@ from genre.data.schema import MSD_TAGS, MUSICNN_COLUMNS
 from genre.data.schema import MUSICNN_TAGS as TAG_NAMES
 from genre.errors import AudioError
 from genre.features.musicnn_weights import N_MELS, PATCH_FRAMES, forward, get_model
+from genre.features.resample import resample_musicnn
 from genre.threads import single_threaded
 
 __all__ = [
@@ -76,12 +79,13 @@ def log_mel(*, y: np.ndarray, sr: int) -> np.ndarray:
     ``10000 * float16_array`` was promoted to float32; numpy 2 keeps it float16, where it overflows to
     infinity above 6.55 (1,426 mel bins of blues.00000 do, and the taggram becomes NaN).
 
-    A signal at another rate is resampled with ``librosa.resample``'s default, soxr ``"soxr_hq"``.
-    musicnn's ``librosa.load(file, sr=16000)`` used resampy's ``"kaiser_best"`` at load time, in its
-    version before resampy 0.3 (which changed that filter). The anti-aliasing roll-offs differ, so the
-    top 4 mel bands (7.3-8 kHz) differ by up to 0.46 in log10 units, and tag probabilities by up to 0.06
-    on real clips (the most probable tag stays the same). A signal resampled as musicnn did and passed
-    at 16 kHz gives the original taggrams to 5e-6 (``tests/features/test_musicnn.py``).
+    A signal at another rate is resampled as musicnn's ``librosa.load(file, sr=16000)`` did, with
+    resampy 0.2's ``"kaiser_best"`` (:func:`genre.features.resample.resample_musicnn`, to float32
+    rounding). Models are trained on musicnn's published taggrams and applied to features computed here
+    from users' audio, so both must come from the same inputs: librosa's default today, soxr, has another
+    anti-aliasing roll-off, and with it the top 4 mel bands (7.3-8 kHz) differ by up to 0.46 in log10
+    units and tag probabilities by up to 0.056 on GTZAN clips. With musicnn's resampling the original
+    taggrams are reproduced to 8.1e-6 (``tests/features/test_musicnn.py``).
 
     Parameters
     ----------
@@ -108,7 +112,7 @@ def log_mel(*, y: np.ndarray, sr: int) -> np.ndarray:
             kind="too_short",
         )
     if sr != MUSICNN_SAMPLE_RATE:
-        y = librosa.resample(y, orig_sr=sr, target_sr=MUSICNN_SAMPLE_RATE)
+        y = resample_musicnn(y, orig_sr=sr, target_sr=MUSICNN_SAMPLE_RATE)
     mel = librosa.feature.melspectrogram(
         y=y, sr=MUSICNN_SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, pad_mode="reflect"
     )
