@@ -75,7 +75,7 @@ def test_impossible_value_fails_the_run_with_a_clear_message(tracking):
 def test_declared_hyperparameters_default_to_the_models_own(name):
     """So `mlflow run -e <model>` without -P trains exactly the model `genre train <model>` does."""
     entry = PROJECT["entry_points"][name]
-    common = {"data", "protocol", "features", "seed", "folds", "windows"}
+    common = {"data", "protocol", "features", "transform", "seed", "folds", "windows"}
     declared = {k: v for k, v in entry["parameters"].items() if k not in common}
     assert declared
     defaults = make_model(name).get_params()

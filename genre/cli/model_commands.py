@@ -24,6 +24,12 @@ def _train_parser(parser: argparse.ArgumentParser, *, with_model: bool = True) -
         help="filtered (GTZAN's artist-aware split), grouped (track-grouped k-fold) or seed (random split)",
     )
     parser.add_argument(
+        "--transform",
+        default="standard",
+        help="feature transform before the scaler: standard, logvar (log of the variances) or levelfree "
+        "(the recording's level divided out: the same song louder or quieter gives the same row)",
+    )
+    parser.add_argument(
         "--set",
         dest="params",
         type=parse_param,
@@ -54,6 +60,7 @@ def _train(args: argparse.Namespace) -> int:
         params=dict(args.params),
         protocol=args.protocol,
         features=args.features,
+        transform=args.transform,
         n_splits=args.folds,
         seed=args.seed,
         windows=args.windows,
@@ -229,6 +236,7 @@ def _tune_stacking(args: argparse.Namespace) -> int:
         params=dict(args.params),
         protocol=args.protocol,
         features=args.features,
+        transform=args.transform,
         n_splits=args.folds,
         seed=args.seed,
         windows=args.windows,

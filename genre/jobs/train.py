@@ -40,6 +40,7 @@ def train_job(
     params: Mapping[str, Any] | None = None,
     protocol: str = "grouped",
     features: str = "gtzan57",
+    transform: str = "standard",
     n_splits: int = 10,
     seed: int = 0,
     windows: bool = True,
@@ -54,7 +55,7 @@ def train_job(
     ``features`` needs. A finished run of the same model, parameters, features, data and code is returned
     instead of training again (unless ``force``).
     """
-    make_model(model_name, params, random_state=seed, features=features)
+    make_model(model_name, params, random_state=seed, features=features, transform=transform)
     check_protocols([protocol])
     progress = progress or Progress(quiet=True)
     dataset = _load_and_configure(
@@ -68,6 +69,8 @@ def train_job(
     question = {"model": model_name, "params": dict(params or {}), "protocol": protocol, "folds": n_splits}
     if features != "gtzan57":  # keys of runs from before feature sets existed stay valid
         question["features"] = features
+    if transform != "standard":
+        question["transform"] = transform
     key = run_key("train", {**question, "seed": seed}, dataset)
     if not force and (previous := finished_run(key)) is not None:
         progress.note(_reused(previous))
@@ -79,6 +82,7 @@ def train_job(
         params=params,
         protocol=protocol,
         features=features,
+        transform=transform,
         n_splits=n_splits,
         seed=seed,
         n_jobs=n_jobs,
@@ -198,6 +202,7 @@ def tune_stacking_job(
     params: Mapping[str, Any] | None = None,
     protocol: str = "grouped",
     features: str = "gtzan57",
+    transform: str = "standard",
     n_splits: int = 10,
     seed: int = 0,
     windows: bool = True,
@@ -212,7 +217,7 @@ def tune_stacking_job(
     ids and ``stack_sources.json``; a base tuned on other data is flagged in ``genre.warning``.
     """
     check_protocols([protocol])
-    make_model("stacking", params, random_state=seed, features=features)
+    make_model("stacking", params, random_state=seed, features=features, transform=transform)
     configure_tracking()
     dataset = load_data(data, windows=windows, seed=seed, n_jobs=n_jobs, features=resolve_features(features))
     tuned, provenance = tuned_stack_params(sources or {}, metric=metric, data=dataset.name)
@@ -231,6 +236,7 @@ def tune_stacking_job(
         params=stack_params,
         protocol=protocol,
         features=features,
+        transform=transform,
         n_splits=n_splits,
         seed=seed,
         n_jobs=n_jobs,

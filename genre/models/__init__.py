@@ -29,7 +29,7 @@ from genre.models.network import KerasMLPClassifier
 from genre.models.pipeline import SingleThreadedPipeline
 from genre.models.stacking import GroupedStackingClassifier
 from genre.models.svm import CalibratedSVC, VectorizedSVC
-from genre.models.transforms import TRANSFORMS, LogVariances
+from genre.models.transforms import TRANSFORMS, LevelFree, LogVariances
 
 __all__ = [
     "FEATURES",
@@ -39,6 +39,7 @@ __all__ = [
     "GroupedStackingClassifier",
     "KNNClassifier",
     "KerasMLPClassifier",
+    "LevelFree",
     "LogVariances",
     "SingleThreadedPipeline",
     "VectorizedSVC",

@@ -28,7 +28,7 @@ from genre.models.network import KerasMLPClassifier
 from genre.models.pipeline import SingleThreadedPipeline
 from genre.models.stacking import GroupedStackingClassifier
 from genre.models.svm import CalibratedSVC
-from genre.models.transforms import TRANSFORMS, LogVariances
+from genre.models.transforms import TRANSFORMS, LevelFree, LogVariances
 
 __all__ = ["FEATURES", "MODEL_NAMES", "check_params", "describe", "make_model", "stack_bases"]
 
@@ -183,8 +183,9 @@ def make_model(
     random_state : int, default=0
         Seed of the network (alone or in the stack) and of the stack's inner folds, unless ``params``
         sets them; ``knn`` and ``svm`` are deterministic.
-    transform : {"standard", "logvar"}, default="standard"
-        ``"logvar"`` puts :class:`LogVariances` (step ``logvar``) before the scaler.
+    transform : {"standard", "logvar", "levelfree"}, default="standard"
+        ``"logvar"`` puts :class:`LogVariances` (step ``logvar``) before the scaler, ``"levelfree"``
+        :class:`LevelFree` (step ``levelfree``: the same song louder or quieter gives the same row).
     features : {"gtzan57", "musicnn", "both"}, default="gtzan57"
         The feature sets the model is given (its ``X`` holds their columns in canonical order). A
         single model uses every column; the stack on ``both`` gives the 57-feature ``knn``, ``svm``
@@ -214,7 +215,9 @@ def make_model(
         raise ConfigError(f"unknown transform {transform!r}; expected one of {', '.join(TRANSFORMS)}")
     estimator = _build(name, random_state, features)
     estimator.set_params(**_checked_params(name, estimator, params or {}))
-    steps = [("logvar", LogVariances())] if transform == "logvar" else []
+    steps = {"logvar": [("logvar", LogVariances())], "levelfree": [("levelfree", LevelFree())]}.get(
+        transform, []
+    )
     return SingleThreadedPipeline([*steps, ("scale", StandardScaler()), (name, estimator)])
 
 

@@ -70,6 +70,7 @@ def train_run(
     params: Mapping[str, Any] | None = None,
     protocol: str = "grouped",
     features: str = "gtzan57",
+    transform: str = "standard",
     n_splits: int = 10,
     seed: int = 0,
     n_jobs: int = 1,
@@ -87,9 +88,12 @@ def train_run(
     artifact: how callers record where a model's parameters came from. ``n_jobs`` folds are fitted at
     once, each in its own process; the numbers do not depend on it. ``progress`` hears of every fit
     (``task``, planned by the caller, or one planned here). The model is given the feature sets
-    ``features`` names (``gtzan57``, ``musicnn`` or ``both``), which ``dataset`` must hold.
+    ``features`` names (``gtzan57``, ``musicnn`` or ``both``), which ``dataset`` must hold, through the
+    feature ``transform`` (``standard``, ``logvar``, ``levelfree``: see ``make_model``).
     """
-    model = models.make_model(model_name, dict(params or {}), random_state=seed, features=features)
+    model = models.make_model(
+        model_name, dict(params or {}), random_state=seed, features=features, transform=transform
+    )
     dataset = dataset.with_features(resolve_features(features))
     name = run_name(model_name, protocol, features)
     progress = progress or Progress(quiet=True)
@@ -111,6 +115,7 @@ def train_run(
             {
                 "model.name": model_name,
                 "model.features": features,
+                "model.transform": transform,
                 "cv.protocol": protocol,
                 "cv.seed": seed,
                 "cv.folds": n_splits,

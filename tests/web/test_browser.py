@@ -14,6 +14,7 @@ the test uploads real GTZAN clips; otherwise on the embedded synthetic set, with
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import os
 import shutil
@@ -35,12 +36,14 @@ from genre.data.synthesis import synthesize_clip
 from genre.features import load_data
 from genre.registry import register
 from genre.training import train_run
-from tests.conftest import GTZAN_30, GTZAN_AUDIO, use_store
+from tests.conftest import GTZAN_30, GTZAN_AUDIO, GTZAN_MUSICNN, use_store
 from tests.web.test_app import analyse, call, free_port
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path(os.environ.get("GENRE_CHROMIUM", "/usr/bin/chromium"))
+#: The musicnn wheel is installed and its published GTZAN taggrams are beside the repository.
+MUSICNN = importlib.util.find_spec("musicnn") is not None and GTZAN_MUSICNN.is_dir()
 BIN = Path(sys.executable).parent
 #: A stack that trains in seconds: a one-layer network, 20 epochs.
 SMALL_STACK = {"nn__hidden_layers": 1, "nn__units": 32, "nn__epochs": 20, "nn__patience": 5}
@@ -53,6 +56,7 @@ class Demo:
     clip: Path  # one song to upload
     medley: Path  # a longer song: several windows on the timeline
     real: bool  # GTZAN clips, or synthetic ones
+    tags: bool  # a model of musicnn's features: the page names the clip's strongest tags
 
 
 def _wav(y: np.ndarray, path: Path) -> Path:
@@ -82,8 +86,14 @@ def demo(tmp_path_factory, cache_dir) -> Iterator[Demo]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GENRE_CACHE_DIR", str(cache_dir))
         uri = use_store(root, patch)
-        dataset = load_data(GTZAN_30 if real else "embedded")
-        register(train_run("stacking", dataset, params=SMALL_STACK, n_splits=2).run_id)
+        if real and MUSICNN:  # both feature sets: the page also shows musicnn's tags
+            dataset = load_data(f"{GTZAN_30},{GTZAN_MUSICNN}", windows=False)
+            trained = train_run("stacking", dataset, params=SMALL_STACK, features="both", n_splits=2)
+        else:
+            trained = train_run(
+                "stacking", load_data(GTZAN_30 if real else "embedded"), params=SMALL_STACK, n_splits=2
+            )
+        register(trained.run_id)
     mlflow.set_tracking_uri(None)
 
     port = free_port()
@@ -110,7 +120,7 @@ def demo(tmp_path_factory, cache_dir) -> Iterator[Demo]:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"genre web did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.25)
-        yield Demo(url, clip, medley, real)
+        yield Demo(url, clip, medley, real, tags=real and MUSICNN)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
@@ -171,7 +181,7 @@ def test_upload_a_song_see_its_genre_chart_and_timeline_then_a_bad_file(demo, pa
     assert status == 200
     assert page.text_content("#genre") == expected["genre"]  # shown capitalised by CSS
     if demo.real:
-        assert expected["genre"] == "classical"  # classical.00000, in the model's training data
+        assert expected["genre"] == "classical"  # classical.00000: unseen by a model with musicnn features
     bars = page.query_selector_all("#chart g.bar")
     assert len(bars) == 10
     shown = {b.get_attribute("data-genre"): float(b.get_attribute("data-probability")) for b in bars}
@@ -180,6 +190,12 @@ def test_upload_a_song_see_its_genre_chart_and_timeline_then_a_bad_file(demo, pa
     widths = [float(b.query_selector("rect:not(.track)").get_attribute("width")) for b in bars]
     assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
     assert page.inner_text("#model-version") == "genre-classifier version 1 (@champion)"
+    shown_tags = [t.get_attribute("data-tag") for t in page.query_selector_all("#tags .tag")]
+    if demo.tags:  # "sounds like": the tags the API answered, strongest first
+        assert shown_tags == list(expected["tags"]) and len(shown_tags) == 5
+        assert page.is_visible("#tags-box")
+    else:
+        assert shown_tags == [] and page.is_hidden("#tags-box")
 
     # Not audio: a plain-words error, no stale result, and the page still answers afterwards.
     _upload(page, {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"dear diary\n" * 50})

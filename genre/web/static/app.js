@@ -73,7 +73,9 @@ function render(answer, seconds) {
   const box = $("timeline-box");
   if (answer.timeline && answer.timeline.length) {
     box.hidden = false;
-    $("timeline-note").textContent = answer.timeline.length === 1
+    $("timeline-note").textContent = answer.partial
+      ? `The song (${answer.window_seconds.toFixed(1)} s) is shorter than the model's window: scored over all of it.`
+      : answer.timeline.length === 1
       ? `One ${answer.window_seconds.toFixed(1)}-s window: the song is shorter than two windows.`
       : `${answer.timeline.length} windows of ${answer.window_seconds.toFixed(1)} s; each column shows ` +
         "that window's probabilities, the song's answer is their mean.";
