@@ -38,12 +38,18 @@ from genre.data.schema import (
 )
 from genre.errors import DataError
 
-__all__ = ["EMBEDDED", "Dataset", "from_frame", "load_csv", "numeric_features", "track_id"]
+__all__ = ["EMBEDDED", "FEATURE_LIMIT", "Dataset", "from_frame", "load_csv", "numeric_features", "track_id"]
 
 log = logging.getLogger(__name__)
 
 #: The ``data`` value that selects the package's own synthetic dataset.
 EMBEDDED = "embedded"
+
+#: Feature values beyond this magnitude count as not finite. No feature comes near it (GTZAN's largest,
+#: the variance of the spectral rolloff, stays under 1.3e7), and the models break far above it: the
+#: network's float32 layers overflow from about 1e38 times a feature's standard deviation, the scaler's
+#: float64 arithmetic at 1.8e308.
+FEATURE_LIMIT = 1e15
 
 _WINDOW_SUFFIX = re.compile(r"\.\d+$")
 _MAX_REPORTED = 5
@@ -283,7 +289,9 @@ def _numeric_features(raw: pd.DataFrame, source: str, columns: Sequence[str]) ->
         ]
         more = f" and {bad - len(first)} more" if bad > len(first) else ""
         raise DataError(
-            f"{source}: {bad} feature value(s) are not finite numbers: " + "; ".join(cells) + more
+            f"{source}: {bad} feature value(s) are not finite numbers within ±{FEATURE_LIMIT:g}: "
+            + "; ".join(cells)
+            + more
         )
     return pd.DataFrame(values, columns=list(columns))
 
@@ -295,8 +303,9 @@ def numeric_features(
     numbers, and the first ``limit`` of those as (row position, column, the value as given).
 
     The one finiteness rule for a CSV being loaded and a request being served: text that is not a
-    number, a missing value, NaN, an infinity and a boolean (``True`` is not a tempo) are all refused.
-    Numeric tables take a fast path: a served batch is checked in microseconds.
+    number, a missing value, NaN, an infinity, a number beyond ±``FEATURE_LIMIT`` and a boolean
+    (``True`` is not a tempo) are all refused. Numeric tables take a fast path: a served batch is
+    checked in microseconds.
     """
     features = table.loc[:, list(columns)]
     if features.dtypes.map(lambda dtype: getattr(dtype, "kind", "O")).isin(["f", "i", "u"]).all():
@@ -308,11 +317,13 @@ def numeric_features(
             [
                 np.full(len(features), np.nan)
                 if column.dtype.kind == "b"
-                else pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                else pd.to_numeric(_numbers_only(column), errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan
+                )
                 for _, column in features.items()
             ]
         )
-    rows, cols = np.nonzero(~np.isfinite(values))
+    rows, cols = np.nonzero(~(np.abs(values) <= FEATURE_LIMIT))  # NaN included
     first = [
         (
             int(row),
@@ -322,6 +333,25 @@ def numeric_features(
         for row, col in zip(rows[:limit], cols[:limit], strict=True)
     ]
     return values, len(rows), first
+
+
+def _numbers_only(column: pd.Series) -> pd.Series:
+    """``column`` with the cells ``pd.to_numeric`` must not see blanked (NaN): in a column of mixed
+    objects, booleans (which it reads as 0 and 1) and integers beyond float64 (which make it raise)."""
+    if column.dtype != object:
+        return column
+    return column.mask(column.map(_not_a_number))
+
+
+def _not_a_number(value: object) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            return True
+    return False
 
 
 def _check_labels(label: pd.Series, source: str, allowed: Sequence[str] | None) -> None:

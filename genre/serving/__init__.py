@@ -1,7 +1,8 @@
 """Serving: the classifier behind ``mlflow models serve`` and ``genre predict``, as an MLflow pyfunc.
 
 ``classifier`` answers requests (feature rows or base64 audio) with any fitted genre model; ``pyfunc``
-is that classifier as MLflow's ``PythonModel``, with its signature and the way it is logged.
+is that classifier as MLflow's ``PythonModel``, with its signature and the way it is logged; ``guard``
+refuses requests over the limits inside ``mlflow models serve`` before MLflow parses them.
 """
 
 from genre.serving.classifier import (
@@ -9,6 +10,7 @@ from genre.serving.classifier import (
     CLIP_WINDOW_SAMPLES,
     MAX_AUDIO_BYTES,
     MAX_AUDIO_SECONDS,
+    MAX_REQUEST_BYTES,
     MAX_ROWS,
     GenreClassifier,
     encode_audio,
@@ -21,6 +23,7 @@ __all__ = [
     "CLIP_WINDOW_SAMPLES",
     "MAX_AUDIO_BYTES",
     "MAX_AUDIO_SECONDS",
+    "MAX_REQUEST_BYTES",
     "MAX_ROWS",
     "GenreClassifier",
     "GenrePyfunc",

@@ -16,19 +16,22 @@ A request is one of two forms, told apart by its columns:
 
 Columns outside the model's signature are ignored: MLflow drops them before ``predict`` runs (and the
 server logs their names), so a row of a GTZAN CSV with its ``filename``, ``length`` and ``label`` is
-scored as is. Mixing the two forms in one request is refused. Every other problem -- missing features,
-non-numeric or non-finite values, an empty batch, bad base64, bytes that are not audio, audio shorter
-than a window or silent, a request over the limits below -- raises ``RequestError`` in-process and
-becomes an HTTP 400 whose message names the row and column at fault.
+scored as is. Mixing the two forms in one request is refused. Every other problem -- missing or repeated
+features, non-numeric or non-finite values, an empty batch, bad base64, bytes that are not audio, audio
+shorter than a window, silent or whose samples are not numbers, a request over the limits below --
+raises ``RequestError`` in-process and becomes an HTTP 400 whose message names the row and column at
+fault.
 
 Limits per request (HTTP 400 beyond them): ``MAX_ROWS`` feature rows, ``MAX_AUDIO_BYTES`` of audio
-files in all and ``MAX_AUDIO_SECONDS`` of audio per file.
+files in all and ``MAX_AUDIO_SECONDS`` of audio per file. Behind ``mlflow models serve``, a body over
+``MAX_REQUEST_BYTES`` or ``MAX_ROWS`` rows is refused before MLflow parses it (``genre.serving.guard``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import reprlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +48,7 @@ from genre.data.schema import (
     WINDOW_STEP,
     feature_columns,
 )
+from genre.data.tables import FEATURE_LIMIT
 from genre.errors import AudioError, RequestError
 from genre.features import check_clip, load_audio_bytes, warm_up
 from genre.features.sets import extract_set_windows
@@ -56,7 +60,9 @@ __all__ = [
     "CLIP_WINDOW_SAMPLES",
     "MAX_AUDIO_BYTES",
     "MAX_AUDIO_SECONDS",
+    "MAX_REQUEST_BYTES",
     "MAX_ROWS",
+    "MIN_AUDIO_SECONDS",
     "GenreClassifier",
     "encode_audio",
     "feature_sets_of",
@@ -71,8 +77,19 @@ LAYOUTS: tuple[str, ...] = ("records", "columns")
 MAX_ROWS = 100_000
 #: Audio file bytes per request, all rows together (before base64, which adds a third).
 MAX_AUDIO_BYTES = 32 * 2**20
+#: Bytes of one request body, refused before MLflow parses it (``genre.serving.guard``). Room for the
+#: largest request within the other limits: base64 of MAX_AUDIO_BYTES of audio is 42.7 MiB plus a few
+#: bytes of JSON, and 100,000 rows of the 57 features with floats written in full were 193 MiB as JSON
+#: ``dataframe_records``, 108 MiB as ``dataframe_split`` and 103 MiB as CSV (GTZAN's rows, measured).
+#: A model of musicnn's features too (157 columns) fits ~90,000 such rows as CSV or ``dataframe_split``;
+#: as Parquet (8 bytes a value) all 100,000.
+MAX_REQUEST_BYTES = 256 * 2**20
 #: Length of one audio file. Ten minutes is a long song, about 200 3-s windows, a few seconds of work.
 MAX_AUDIO_SECONDS = 600.0
+#: The shortest audio file answered: one 3-s window (Kaggle's rows, and one musicnn patch). A file
+#: between this and a model's longer window is scored over what it has (``partial``).
+MIN_AUDIO_SAMPLES = WINDOW_SAMPLES
+MIN_AUDIO_SECONDS = MIN_AUDIO_SAMPLES / SAMPLE_RATE
 #: Window of a model trained on whole 30-s clips: GTZAN's shortest clip (29.93 s), so every GTZAN clip
 #: gives one window and a song gives one per 30 s.
 CLIP_WINDOW_SAMPLES = 660_000
@@ -213,6 +230,13 @@ class GenreClassifier:
             raise RequestError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}", subject="params")
         if not isinstance(request, pd.DataFrame):
             raise RequestError(f"expected a table of rows (a DataFrame), got {type(request).__name__}")
+        repeated = [
+            str(c)
+            for c in request.columns[request.columns.duplicated()].unique()
+            if c == AUDIO_COLUMN or c in self.columns
+        ]
+        if repeated:
+            raise RequestError(f"repeated column(s) {_names(repeated)}: send each column once")
         present = [c for c in self.columns if c in request.columns]
         if AUDIO_COLUMN in request.columns:
             if present:
@@ -244,7 +268,10 @@ class GenreClassifier:
 
         Each file is cut into the model's windows and its windows' probabilities are averaged: the
         track-level prediction that ``cv_track_accuracy`` scores. A model of musicnn's features also
-        names each file's ``TOP_TAGS`` strongest musicnn tags, averaged over its windows.
+        names each file's ``TOP_TAGS`` strongest musicnn tags, averaged over its windows. A file shorter
+        than the model's window (a 29.5-s store preview for a model of 30-s clips) but at least
+        ``MIN_AUDIO_SECONDS`` long is scored as one window over all it has, and its answer says so
+        (``partial``): its features summarise less time than the model was trained on.
         """
         names = [f"row {i}" for i in range(len(files))] if names is None else list(names)
         total = sum(len(data) for data in files)
@@ -255,11 +282,12 @@ class GenreClassifier:
                 kind="too_large",
             )
         rows: list[dict[str, float]] = []
-        windows = []
+        windows, spans = [], []
         for data, name in zip(files, names, strict=True):
-            found = self._windows(data, name)
+            found, span = self._windows(data, name)
             rows.extend(found)
             windows.append(len(found))
+            spans.append(span)
         counts = np.array(windows)
         starts = np.cumsum(counts) - counts
         features = pd.DataFrame(rows, columns=self.columns)
@@ -268,13 +296,14 @@ class GenreClassifier:
         tags = self._tags(features, starts, counts) if "musicnn" in self.feature_sets else None
         timelines = (
             [
-                self._timeline(per_window[start : start + count])
-                for start, count in zip(starts, counts, strict=True)
+                self._timeline(per_window[start : start + count], span)
+                for start, count, span in zip(starts, counts, spans, strict=True)
             ]
             if timeline
             else None
         )
-        return self._answer(proba, counts, timelines, tags, layout=layout)
+        partial = [span < self.window_samples for span in spans]
+        return self._answer(proba, counts, timelines, tags, partial, layout=layout)
 
     def _check_rows(self, request: pd.DataFrame, *, limit: int | None) -> None:
         if len(request) == 0:
@@ -282,15 +311,19 @@ class GenreClassifier:
         if limit is not None and len(request) > limit:
             raise RequestError(f"too many rows: {len(request)} in one request, the limit is {limit}")
 
-    def _windows(self, data: bytes, name: str) -> list[dict[str, float]]:
+    def _windows(self, data: bytes, name: str) -> tuple[list[dict[str, float]], int]:
+        """The feature rows of one file's windows, and the samples one window spans: the model's
+        window, or the whole file when it is shorter than that (one partial window)."""
         try:
             y = load_audio_bytes(data, sr=SAMPLE_RATE, name=name, max_seconds=MAX_AUDIO_SECONDS)
-            check_clip(y, min_samples=self.window_samples, name=name)
+            check_clip(y, min_samples=min(self.window_samples, MIN_AUDIO_SAMPLES), name=name)
         except AudioError as exc:
             raise RequestError(exc.detail, kind=exc.kind, subject=exc.subject) from None
-        return extract_set_windows(
-            y, sets=self.feature_sets, sr=SAMPLE_RATE, window=self.window_samples, step=self.window_step
+        span = min(len(y), self.window_samples)
+        rows = extract_set_windows(
+            y, sets=self.feature_sets, sr=SAMPLE_RATE, window=span, step=self.window_step
         )
+        return rows, span
 
     def _tags(self, features: pd.DataFrame, starts: np.ndarray, counts: np.ndarray) -> list[dict[str, float]]:
         """Each file's strongest musicnn tags (as musicnn spells them) with their mean probability."""
@@ -302,9 +335,10 @@ class GenreClassifier:
             for row, order in zip(per_file, strongest, strict=True)
         ]
 
-    def _timeline(self, proba: np.ndarray) -> list[dict[str, Any]]:
-        """One entry per window of a file: its start and end in seconds and its probabilities."""
-        length = self.window_samples / SAMPLE_RATE
+    def _timeline(self, proba: np.ndarray, span: int) -> list[dict[str, Any]]:
+        """One entry per window of a file (``span`` samples each): its start and end in seconds and its
+        probabilities."""
+        length = span / SAMPLE_RATE
         return [
             {
                 "start_s": k * self.window_step / SAMPLE_RATE,
@@ -320,6 +354,7 @@ class GenreClassifier:
         windows: np.ndarray | None = None,
         timelines: list[list[dict[str, Any]]] | None = None,
         tags: list[dict[str, float]] | None = None,
+        partial: list[bool] | None = None,
         *,
         layout: str,
     ) -> pd.DataFrame | dict[str, Any]:
@@ -338,6 +373,8 @@ class GenreClassifier:
             answer["windows"] = windows.astype(np.int64).tolist()
         if timelines is not None:
             answer["timeline"] = timelines
+        if partial is not None:
+            answer["partial"] = partial
         if tags is not None:
             answer["tags"] = tags
         return answer if layout == "columns" else pd.DataFrame(answer)
@@ -348,9 +385,13 @@ def _finite_features(request: pd.DataFrame, columns: Sequence[str]) -> pd.DataFr
     cells."""
     values, bad, first = numeric_features(request, columns=columns, limit=_REPORTED)
     if bad:
-        cells = [f"row {row}, column {column}: {value!r}" for row, column, value in first]
+        # reprlib: a cell quoted in the message is cut short (a megabyte of text is not echoed back)
+        cells = [f"row {row}, column {column}: {reprlib.repr(value)}" for row, column, value in first]
         more = f" and {bad - len(first)} more" if bad > len(first) else ""
-        raise RequestError(f"{bad} feature value(s) are not finite numbers: {'; '.join(cells)}{more}")
+        raise RequestError(
+            f"{bad} feature value(s) are not finite numbers within ±{FEATURE_LIMIT:g}: "
+            f"{'; '.join(cells)}{more}"
+        )
     return pd.DataFrame(values, columns=list(columns))
 
 
@@ -361,7 +402,7 @@ def _audio_bytes(value: object, row: int) -> bytes:
     if not isinstance(value, str):
         raise RequestError(
             f"row {row}, column {AUDIO_COLUMN!r}: expected a base64-encoded audio file, got "
-            f"{'nothing' if value is None or value != value else type(value).__name__}"
+            f"{'nothing' if pd.api.types.is_scalar(value) and pd.isna(value) else type(value).__name__}"
         )
     text = "".join(value.split())
     if len(text) * 3 // 4 > MAX_AUDIO_BYTES:

@@ -16,7 +16,6 @@ from typing import Any
 import joblib
 import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
@@ -32,6 +31,8 @@ from genre.serving.classifier import (
     feature_sets_of,
     windowing,
 )
+from genre.serving.guard import install as install_guard
+from genre.serving.guard import invalid_request
 
 __all__ = ["GenrePyfunc", "log_serving_model", "signature"]
 
@@ -64,6 +65,7 @@ def signature(features: Sequence[str] = ("gtzan57",)) -> ModelSignature:
         ColSpec(DataType.string, "genre"),
         ColSpec(Map(DataType.double), "probabilities"),
         ColSpec(DataType.long, "windows", required=False),
+        ColSpec(DataType.boolean, "partial", required=False),
         ColSpec(Map(DataType.double), "tags", required=False),
         ColSpec(Array(window), "timeline", required=False),
     ]
@@ -82,11 +84,14 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
     (``features``) and the default ``layout`` of answers.
     ``RequestError`` becomes an ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which the scoring
     server answers with HTTP 400: the message, and the error's ``kind``, ``subject`` and ``detail`` as
-    the fields ``genre_kind``, ``genre_subject`` and ``genre_detail``.
+    the fields ``genre_kind``, ``genre_subject`` and ``genre_detail``. Inside ``mlflow models serve``,
+    ``load_context`` also puts ``genre.serving.guard`` in front of the scoring server, which refuses
+    bodies over the row and byte limits the same way before MLflow parses them.
     """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        """Load the estimator and warm up the extractor and the network, once per process."""
+        """Load the estimator and warm up the extractor and the network, once per process; inside the
+        scoring server, install the guard against over-limit requests (a no-op anywhere else)."""
         config = context.model_config or {}
         if "musicnn_weights" in context.artifacts:
             from genre.features import musicnn_weights
@@ -100,6 +105,7 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
         )
         self.layout = str(config.get("layout") or "records")
         self.classifier.warm_up()
+        install_guard()
 
     def predict(
         self,
@@ -116,9 +122,7 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
         except GenreError as exc:
             # The scoring server answers with the exception's JSON, these fields included: clients read
             # what went wrong from them rather than from the message, which MLflow rewrites.
-            raise MlflowException.invalid_parameter_value(
-                str(exc), genre_kind=exc.kind, genre_subject=exc.subject, genre_detail=exc.detail
-            ) from None
+            raise invalid_request(exc) from None
 
 
 def log_serving_model(

@@ -335,8 +335,8 @@ def test_clip_models_cut_audio_into_30_s_windows(knn):
     clip_model = GenreClassifier(knn.estimator, **windowing(False))
     y = synthesize_clip("drone", rng=np.random.default_rng(0), n_samples=65 * SAMPLE_RATE, sr=SAMPLE_RATE)
     assert clip_model.predict_audio([_wav(y)])["windows"].tolist() == [2]
-    with pytest.raises(RequestError, match="20.00 s of audio is shorter than one 29.93 s window"):
-        clip_model.predict_audio([_wav(y[: 20 * SAMPLE_RATE])], names=["song.wav"])
+    preview = clip_model.predict_audio([_wav(y[: 20 * SAMPLE_RATE])], names=["song.wav"])
+    assert preview["windows"].tolist() == [1] and preview["partial"].tolist() == [True]
 
 
 def test_song_probabilities_are_the_mean_of_its_windows(knn):
@@ -435,3 +435,25 @@ def test_the_web_page_gets_records_from_a_server_started_for_columns(columns_ser
     song, windows = _song()
     served = EndpointBackend(columns_server).analyse(song, "song.wav")
     assert served["windows"] == windows == len(served["timeline"])
+
+
+def test_a_file_shorter_than_the_models_window_is_scored_over_what_it_has(store):
+    """A model of 30-s clips scores a 20-s preview as one partial window, and says so; below one 3-s
+    window a file is still refused."""
+    clips = load_data("embedded", windows=False)
+    classifier = GenreClassifier(make_model("knn").fit(clips.X, clips.y), **windowing(False))
+    rng = np.random.default_rng(5)
+    preview = synthesize_clip("drone", rng=rng, n_samples=20 * SAMPLE_RATE, sr=SAMPLE_RATE)
+    buffer = io.BytesIO()
+    sf.write(buffer, preview, SAMPLE_RATE, format="WAV")
+    answer = classifier.predict_audio([buffer.getvalue()], timeline=True).iloc[0]
+    assert answer["windows"] == 1 and bool(answer["partial"])
+    assert answer["timeline"][0]["end_s"] == pytest.approx(20.0)
+    buffer = io.BytesIO()
+    sf.write(buffer, preview[: 2 * SAMPLE_RATE], SAMPLE_RATE, format="WAV")
+    with pytest.raises(RequestError, match=r"2.00 s of audio is shorter than one 3.00 s window") as error:
+        classifier.predict_audio([buffer.getvalue()])
+    assert error.value.kind == "too_short"
+    full = GenreClassifier(store.estimator, **windowing(True))
+    song, windows = _song()
+    assert not bool(full.predict_audio([song]).iloc[0]["partial"])
