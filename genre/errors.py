@@ -21,6 +21,7 @@ __all__ = [
     "GenreError",
     "RegistryError",
     "RequestError",
+    "TrackingError",
 ]
 
 
@@ -99,3 +100,13 @@ class BatchError(GenreError):
     """
 
     default_kind = "batch"
+
+
+class TrackingError(GenreError):
+    """The MLflow tracking server did not answer (no connection, a timeout, or server errors after MLflow's
+    own retries): names the server and the run it leaves, so a job does not end in a library traceback.
+
+    ``kind`` is ``"unreachable"``.
+    """
+
+    default_kind = "unreachable"

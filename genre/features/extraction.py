@@ -4,7 +4,8 @@ musicnn's tags, or both, from one decode of each file).
 A library of thousands of files takes a while, and some of them will be broken. So this layer runs
 files in parallel (joblib), shows progress (tqdm), caches each file's features on disk (joblib.Memory,
 keyed by path, size and modification time, and by everything the features depend on) so a rerun only
-does new or changed files, and never lets one bad file sink the batch: failures are collected in a
+does new or changed files -- a batch killed halfway resumes where it stopped, and an entry damaged on
+disk is extracted again -- and never lets one bad file sink the batch: failures are collected in a
 report beside the good rows.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import librosa
 import pandas as pd
 from joblib import Memory, Parallel, delayed
+from joblib.memory import MemorizedFunc
 from tqdm.auto import tqdm
 
 import genre
@@ -170,11 +172,41 @@ def _extract_or_report(
     """Run one file; turn any failure into a report row so the batch carries on."""
     try:
         stat = path.stat()
-        return extract_file(str(path), stat.st_size, stat.st_mtime_ns, windows, sets, digest), None
+        args = (str(path), stat.st_size, stat.st_mtime_ns, windows, sets, digest)
+        return _cached_rows(extract_file, args, sets), None
     except AudioError as exc:
         return [], {"path": str(path), "kind": exc.kind, "message": str(exc)}
     except Exception as exc:  # one broken file must not lose the others' results
         return [], {"path": str(path), "kind": "error", "message": f"{path}: {type(exc).__name__}: {exc}"}
+
+
+def _cached_rows(extract_file, args: tuple, sets: tuple[str, ...]) -> list[dict]:
+    """The rows of one file: from the cache when its entry is intact, else extracted (and cached).
+
+    An entry damaged on disk (an ``output.pkl`` truncated by a full disk or a crash, or holding anything
+    but rows of these feature sets) is dropped and the file extracted again: never a failed file, wrong
+    rows, or joblib's traceback on the console.
+    """
+    if isinstance(extract_file, MemorizedFunc) and extract_file.check_call_in_cache(*args):
+        entry = extract_file.call_and_shelve(*args)  # a reference to the stored rows, not loaded yet
+        try:
+            rows = entry.get()
+        except Exception:  # unpickling a truncated or corrupt file raises anything from EOFError on
+            rows = None
+        if _well_formed(rows, sets):
+            return rows
+        entry.clear()
+    return extract_file(*args)
+
+
+def _well_formed(rows: object, sets: tuple[str, ...]) -> bool:
+    """Whether a cache entry holds what ``_extract_file`` returns: one or more rows of these columns."""
+    columns = {"filename", "length", *feature_columns(sets), "label"}
+    return (
+        isinstance(rows, list)
+        and len(rows) > 0
+        and all(isinstance(row, dict) and row.keys() == columns for row in rows)
+    )
 
 
 def _extract_file(

@@ -183,7 +183,7 @@ def tune_optuna_run(
     if launcher and launcher != parent_id:
         client.set_tag(launcher, "mlflow.parentRunId", parent_id)
         client.set_tag(launcher, "genre.job", "tune_optuna.worker")
-    client.set_tag(parent_id, "genre.n_trials", str(n_trials))
+    _set_shared_tag(client, parent_id, "genre.n_trials", str(n_trials))
     started = time.perf_counter()
     try:
         ran = optimize(
@@ -259,6 +259,23 @@ def _open_parent(
         log_search_header(config, dataset, "optuna", n_splits=n_splits, seed=seed, protocol=protocol)
         mlflow.log_params({"tune.study": study.study_name, "tune.storage": redacted(storage)})
     return run.info.run_id
+
+
+def _set_shared_tag(client: mlflow.MlflowClient, run_id: str, key: str, value: str) -> None:
+    """A tag that every worker sets on the study's parent, possibly at the same instant.
+
+    MLflow's SQL store writes a tag by looking it up and inserting it when it is not there yet, so
+    workers setting a new tag together race: all but one get a unique-key error (an HTTP 400 from a
+    tracking server). By then the tag exists, and setting it again updates it.
+    """
+    for attempt in range(3):
+        try:
+            client.set_tag(run_id, key, value)
+            return
+        except mlflow.exceptions.MlflowException:
+            if attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _running(study: optuna.Study) -> bool:

@@ -2,12 +2,15 @@
 
 An Optuna study on database storage (PostgreSQL for a team) can be shared by any number of worker
 processes running the same command: trials are numbered by the storage, seeded by their number, and
-logged under one parent run; a dead worker's trial is failed by its heartbeat and replaced.
+logged under one parent run; a dead worker's trial is failed by its heartbeat and replaced. A database
+that goes away for a while (a restart, a failover) costs at most the trials it interrupted: workers
+wait for it and carry on (``STORAGE_PATIENCE_SECONDS``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import time
@@ -19,6 +22,7 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
+import sqlalchemy.exc
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
@@ -31,6 +35,7 @@ from genre.tuning.records import FINISHED_STATES
 
 __all__ = [
     "HEARTBEAT_SECONDS",
+    "STORAGE_PATIENCE_SECONDS",
     "TrialSeededSampler",
     "create_or_load_study",
     "fingerprint",
@@ -61,6 +66,11 @@ HEARTBEAT_SECONDS = 20
 
 #: How often a worker waiting for the others' last trials looks at the study again.
 _POLL_SECONDS = 2.0
+#: How long a worker waits for the study's database to answer again (connections lost, a restart)
+#: before it gives up.
+STORAGE_PATIENCE_SECONDS = 120.0
+
+log = logging.getLogger(__name__)
 
 
 class TrialSeededSampler(optuna.samplers.BaseSampler):
@@ -164,19 +174,7 @@ def create_or_load_study(
     name = study_name or f"genre-{config.model}-{mark}"
     backend: optuna.storages.BaseStorage
     if storage:
-        try:
-            with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                backend = optuna.storages.RDBStorage(
-                    storage,
-                    heartbeat_interval=heartbeat,
-                    grace_period=3 * heartbeat,
-                    heartbeat_stale_trial_callback=_mark_lost_trial,
-                )
-        except Exception as error:  # SQLAlchemy raises its own types for bad URLs or unreachable servers
-            raise ConfigError(
-                f"storage {redacted(storage)!r}: cannot open it as an Optuna database ({error})"
-            ) from None
+        backend = _rdb_storage(storage, heartbeat)
     else:
         backend = optuna.storages.InMemoryStorage()
     options: dict[str, Any] = {
@@ -204,6 +202,78 @@ def create_or_load_study(
             "--study-name"
         )
     return study, False
+
+
+def _rdb_storage(storage: str, heartbeat: int, *, attempts: int = 3) -> optuna.storages.RDBStorage:
+    """Optuna's storage on the database ``storage``, with its tables created if need be.
+
+    Workers started together on a new database race to create Optuna's tables (PostgreSQL refuses the
+    second ``CREATE TYPE``): a worker that loses tries again, and finds them made.
+    """
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return _RDBStorage(
+                    storage,
+                    # A pooled connection that the database dropped (a restart) is replaced, not used.
+                    engine_kwargs={"pool_pre_ping": True},
+                    heartbeat_interval=heartbeat,
+                    grace_period=3 * heartbeat,
+                    heartbeat_stale_trial_callback=_mark_lost_trial,
+                )
+        except Exception as error:  # SQLAlchemy raises its own types for bad URLs or unreachable servers
+            if attempt + 1 == attempts:
+                raise ConfigError(
+                    f"storage {redacted(storage)!r}: cannot open it as an Optuna database ({error})"
+                ) from None
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
+
+
+class _RDBStorage(optuna.storages.RDBStorage):
+    """Optuna's database storage whose heartbeats outlive a moment without the database.
+
+    Optuna's heartbeat thread ends at its first failed beat; the trial then looks dead to the other
+    workers while it still runs, and is failed under it. Here a beat that fails on a lost connection is
+    logged and the next one tries again. And a new trial gets its first heartbeat as it is created:
+    Optuna never fails a running trial without one, so a trial whose first beat was lost, and whose
+    result could not be stored either, would hold its place in the budget for ever.
+    """
+
+    def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        if template_trial is None:  # a running trial, from ``study.ask``
+            started = time.monotonic()
+            while True:
+                try:
+                    super().record_heartbeat(trial_id)
+                    break
+                except Exception as error:
+                    if not _connection_lost(error) or time.monotonic() - started > STORAGE_PATIENCE_SECONDS:
+                        raise
+                    time.sleep(_POLL_SECONDS)
+        return trial_id
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as error:
+            if not _connection_lost(error):
+                raise
+            log.warning("heartbeat of trial id %d not recorded: the database did not answer", trial_id)
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """Whether ``error`` comes from a lost or refused database connection (not from bad data)."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+        link = link.__cause__ or link.__context__
+    return False
 
 
 class _BudgetFilledError(Exception):
@@ -272,7 +342,9 @@ def optimize(
     to a dead worker (marked FAIL once its heartbeat is stale) and need replacing. With
     ``parent_run_id`` each trial is a child run of it. A trial that raises is marked FAIL, logged, and
     the search goes on (it does not count towards ``n_trials``; after ``n_trials`` failures this call
-    gives up). Returns how many trials this call ran.
+    gives up). When the database does not answer (connections lost in a restart), the worker waits for
+    it, up to ``STORAGE_PATIENCE_SECONDS``, and carries on from what the study then holds. Returns how
+    many trials this call ran.
     """
     folds = search_folds(dataset, protocol, n_splits=n_splits, seed=seed)
     worker = worker_id()
@@ -288,34 +360,53 @@ def optimize(
         return _trial(trial, config, dataset, folds, seed=seed, parent_run_id=parent_run_id)
 
     deadline = None if timeout is None else time.monotonic() + timeout
+    earlier = {t.number for t in study.get_trials(deepcopy=False)}
     ran = failed = 0
+    outage: float | None = None  # since when the database has not answered
     while failed < n_trials:
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             break
-        with warnings.catch_warnings():  # a dead worker's trial must not hold its place
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        finished = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
-        running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
-        if finished >= n_trials:
-            break
-        free = n_trials - finished - running
-        if free <= 0:
-            time.sleep(_POLL_SECONDS)  # the other workers' trials fill the budget: see whether they finish
+        try:
+            with warnings.catch_warnings():  # a dead worker's trial must not hold its place
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            finished = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+            running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+            if finished >= n_trials:
+                break
+            free = n_trials - finished - running
+            if free <= 0:
+                time.sleep(_POLL_SECONDS)  # the others' trials fill the budget: see whether they finish
+                continue
+            batch = min(n_jobs, free)
+            study.optimize(
+                objective,
+                n_trials=batch,
+                n_jobs=batch,
+                timeout=left,
+                catch=(Exception,),
+                gc_after_trial=False,
+            )
+            mine = [
+                t
+                for t in study.get_trials(deepcopy=False)
+                if t.number not in earlier and t.user_attrs.get("genre.worker") == worker
+            ]
+        except Exception as error:
+            # The database went away (a restart): every step above is read again from the study, so
+            # wait for it and carry on. A trial it interrupted failed, or fails by its heartbeat.
+            if not _connection_lost(error):
+                raise
+            outage = outage or time.monotonic()
+            if time.monotonic() - outage > STORAGE_PATIENCE_SECONDS:
+                raise
+            log.warning("the study's database did not answer; trying again in %.0f s", _POLL_SECONDS)
+            time.sleep(_POLL_SECONDS)
             continue
-        batch = min(n_jobs, free)
-        before = {t.number for t in study.get_trials(deepcopy=False)}
-        study.optimize(
-            objective, n_trials=batch, n_jobs=batch, timeout=left, catch=(Exception,), gc_after_trial=False
-        )
-        mine = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.number not in before and t.user_attrs.get("genre.worker") == worker
-        ]
-        ran += len(mine)
-        failed += sum(t.state == optuna.trial.TrialState.FAIL for t in mine)
+        outage = None
+        ran = len(mine)
+        failed = sum(t.state == optuna.trial.TrialState.FAIL for t in mine)
     return ran
 
 
