@@ -130,9 +130,6 @@ def _web(args: argparse.Namespace) -> int:
     return 0
 
 
-#: name -> (help, add arguments, run). One place to see every command.
-
-
 #: name -> (help, add arguments, run), in the order ``genre --help`` lists them.
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]

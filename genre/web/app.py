@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -52,6 +53,7 @@ __all__ = [
     "EndpointBackend",
     "LocalBackend",
     "create_app",
+    "exposure_warning",
     "list_versions",
     "load_backend",
     "serve",
@@ -339,8 +341,21 @@ def serve(
         seconds = backend.classifier.warm_up()
         log.info("warmed up in %.1f s", seconds)
     print(f"genre web: {backend.label} -> http://{host}:{port}/", flush=True)
+    if (warning := exposure_warning(host)) is not None:
+        print(f"genre web: {warning}", file=sys.stderr, flush=True)
     app = create_app(backend, name=name, mlflow_ui=mlflow_ui)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def exposure_warning(host: str) -> str | None:
+    """What to tell an operator who makes the page reachable from other machines (None on loopback)."""
+    if host in {"127.0.0.1", "::1", "localhost"}:
+        return None
+    return (
+        f"listening on {host}, not only this machine: anyone who can reach it can upload audio to the model "
+        "and list the registered versions. There is no authentication; put it behind a proxy that has some "
+        "to share it beyond a trusted network"
+    )
 
 
 def _page_answer(row: dict[str, Any], label: str) -> dict[str, Any]:

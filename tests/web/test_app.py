@@ -288,3 +288,11 @@ def test_endpoint_backend_passes_on_the_server_answer_and_its_errors(site):
         server.shutdown()
     with pytest.raises(web.GenreError, match="cannot reach the model server"):
         web.EndpointBackend(f"http://127.0.0.1:{free_port()}").analyse(b"x", "c.wav")
+
+
+def test_genre_web_says_so_when_it_listens_beyond_this_machine():
+    from genre.web.app import exposure_warning
+
+    assert exposure_warning("127.0.0.1") is None and exposure_warning("localhost") is None
+    warning = exposure_warning("0.0.0.0")
+    assert "listening on 0.0.0.0" in warning and "no authentication" in warning
