@@ -34,14 +34,8 @@ from genre.tuning.records import (
     search_sides,
 )
 from genre.tuning.searches import search_estimator
-from genre.tuning.study import (
-    HEARTBEAT_SECONDS,
-    create_or_load_study,
-    optimize,
-    redacted,
-    wait_for_attr,
-    worker_id,
-)
+from genre.tuning.storage import HEARTBEAT_SECONDS, redacted
+from genre.tuning.study import create_or_load_study, optimize, wait_for_attr, worker_id
 
 __all__ = ["tune_grid_run", "tune_optuna_run"]
 

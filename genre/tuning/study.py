@@ -22,7 +22,6 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-import sqlalchemy.exc
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
@@ -32,16 +31,21 @@ from genre.evaluation import cross_validate_groups, search_folds
 from genre.tracking import log_series, loggable, tracked_run
 from genre.tuning.configs import SearchConfig, suggest
 from genre.tuning.records import FINISHED_STATES
+from genre.tuning.storage import (
+    HEARTBEAT_SECONDS,
+    POLL_SECONDS,
+    STORAGE_PATIENCE_SECONDS,
+    connection_lost,
+    rdb_storage,
+    redacted,
+)
 
 __all__ = [
-    "HEARTBEAT_SECONDS",
-    "STORAGE_PATIENCE_SECONDS",
     "TrialSeededSampler",
     "create_or_load_study",
     "fingerprint",
     "open_study",
     "optimize",
-    "redacted",
     "wait_for_attr",
     "worker_id",
 ]
@@ -59,16 +63,6 @@ def fingerprint(config: SearchConfig, dataset: Dataset, *, n_splits: int, seed: 
     digest.update(f"{n_splits}:{seed}:{dataset.windowed}".encode())
     return digest.hexdigest()[:16]
 
-
-#: Seconds between a running trial's heartbeats on database storage. A trial silent for three beats is
-#: stale: its worker died, and the next worker to look marks it FAIL (and its MLflow run FAILED).
-HEARTBEAT_SECONDS = 20
-
-#: How often a worker waiting for the others' last trials looks at the study again.
-_POLL_SECONDS = 2.0
-#: How long a worker waits for the study's database to answer again (connections lost, a restart)
-#: before it gives up.
-STORAGE_PATIENCE_SECONDS = 120.0
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +168,7 @@ def create_or_load_study(
     name = study_name or f"genre-{config.model}-{mark}"
     backend: optuna.storages.BaseStorage
     if storage:
-        backend = _rdb_storage(storage, heartbeat)
+        backend = rdb_storage(storage, heartbeat)
     else:
         backend = optuna.storages.InMemoryStorage()
     options: dict[str, Any] = {
@@ -204,78 +198,6 @@ def create_or_load_study(
     return study, False
 
 
-def _rdb_storage(storage: str, heartbeat: int, *, attempts: int = 3) -> optuna.storages.RDBStorage:
-    """Optuna's storage on the database ``storage``, with its tables created if need be.
-
-    Workers started together on a new database race to create Optuna's tables (PostgreSQL refuses the
-    second ``CREATE TYPE``): a worker that loses tries again, and finds them made.
-    """
-    for attempt in range(attempts):
-        try:
-            with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return _RDBStorage(
-                    storage,
-                    # A pooled connection that the database dropped (a restart) is replaced, not used.
-                    engine_kwargs={"pool_pre_ping": True},
-                    heartbeat_interval=heartbeat,
-                    grace_period=3 * heartbeat,
-                    heartbeat_stale_trial_callback=_mark_lost_trial,
-                )
-        except Exception as error:  # SQLAlchemy raises its own types for bad URLs or unreachable servers
-            if attempt + 1 == attempts:
-                raise ConfigError(
-                    f"storage {redacted(storage)!r}: cannot open it as an Optuna database ({error})"
-                ) from None
-            time.sleep(1.0 + attempt)
-    raise AssertionError("unreachable")
-
-
-class _RDBStorage(optuna.storages.RDBStorage):
-    """Optuna's database storage whose heartbeats outlive a moment without the database.
-
-    Optuna's heartbeat thread ends at its first failed beat; the trial then looks dead to the other
-    workers while it still runs, and is failed under it. Here a beat that fails on a lost connection is
-    logged and the next one tries again. And a new trial gets its first heartbeat as it is created:
-    Optuna never fails a running trial without one, so a trial whose first beat was lost, and whose
-    result could not be stored either, would hold its place in the budget for ever.
-    """
-
-    def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
-        trial_id = super().create_new_trial(study_id, template_trial)
-        if template_trial is None:  # a running trial, from ``study.ask``
-            started = time.monotonic()
-            while True:
-                try:
-                    super().record_heartbeat(trial_id)
-                    break
-                except Exception as error:
-                    if not _connection_lost(error) or time.monotonic() - started > STORAGE_PATIENCE_SECONDS:
-                        raise
-                    time.sleep(_POLL_SECONDS)
-        return trial_id
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        try:
-            super().record_heartbeat(trial_id)
-        except Exception as error:
-            if not _connection_lost(error):
-                raise
-            log.warning("heartbeat of trial id %d not recorded: the database did not answer", trial_id)
-
-
-def _connection_lost(error: BaseException) -> bool:
-    """Whether ``error`` comes from a lost or refused database connection (not from bad data)."""
-    seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        if isinstance(link, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
-            return True
-        link = link.__cause__ or link.__context__
-    return False
-
-
 class _BudgetFilledError(Exception):
     """A trial started after other workers had already filled the budget: it is failed unrun."""
 
@@ -288,35 +210,6 @@ def wait_for_attr(study: optuna.Study, key: str, *, seconds: float) -> Any:
         if value is not None or time.monotonic() > deadline:
             return value
         time.sleep(0.2)
-
-
-def _mark_lost_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Close the MLflow run of a trial whose worker died (Optuna has just marked the trial FAIL).
-
-    A worker that died between creating the run and recording its id on the trial left only the run's
-    tags: it is found by the study's parent and the trial number.
-    """
-    client = mlflow.MlflowClient()
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    parent_id = study.user_attrs.get("mlflow_run_id")
-    if run_id is None and parent_id is not None:
-        found = mlflow.search_runs(
-            search_all_experiments=True,
-            filter_string=(
-                f"tags.mlflow.parentRunId = '{parent_id}' and tags.`optuna.trial` = '{trial.number}'"
-            ),
-            output_format="list",
-        )
-        run_id = found[0].info.run_id if found else None
-    if run_id is None:
-        return  # it died before its run existed
-    client.set_tag(run_id, "optuna.state", "FAIL")
-    client.set_tag(
-        run_id,
-        "genre.error",
-        f"worker {trial.user_attrs.get('genre.worker', '?')} lost: no heartbeat from this trial",
-    )
-    client.set_terminated(run_id, "FAILED")
 
 
 def optimize(
@@ -377,7 +270,7 @@ def optimize(
                 break
             free = n_trials - finished - running
             if free <= 0:
-                time.sleep(_POLL_SECONDS)  # the others' trials fill the budget: see whether they finish
+                time.sleep(POLL_SECONDS)  # the others' trials fill the budget: see whether they finish
                 continue
             batch = min(n_jobs, free)
             study.optimize(
@@ -396,13 +289,13 @@ def optimize(
         except Exception as error:
             # The database went away (a restart): every step above is read again from the study, so
             # wait for it and carry on. A trial it interrupted failed, or fails by its heartbeat.
-            if not _connection_lost(error):
+            if not connection_lost(error):
                 raise
             outage = outage or time.monotonic()
             if time.monotonic() - outage > STORAGE_PATIENCE_SECONDS:
                 raise
-            log.warning("the study's database did not answer; trying again in %.0f s", _POLL_SECONDS)
-            time.sleep(_POLL_SECONDS)
+            log.warning("the study's database did not answer; trying again in %.0f s", POLL_SECONDS)
+            time.sleep(POLL_SECONDS)
             continue
         outage = None
         ran = len(mine)
@@ -427,7 +320,7 @@ def _trial(
         run_name=f"{config.model}-trial-{trial.number:03d}",
         nested=True,
         parent_run_id=parent_run_id,
-        # Created with its tags, so a worker that dies at once leaves a run _mark_lost_trial can find.
+        # Created with its tags, so a worker that dies at once leaves a run mark_lost_trial can find.
         tags={
             "genre.job": "tune_optuna.trial",
             "genre.model": config.model,
@@ -505,15 +398,3 @@ def _pruning_callback(trial: optuna.Trial, *, offset: int) -> Callable[[int, dic
 def worker_id() -> str:
     """Who ran a trial, as a trial attribute: host and process id."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def redacted(url: str | None) -> str:
-    """A storage URL without its password, for logging."""
-    if not url:
-        return "memory"
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "unparsable URL"
