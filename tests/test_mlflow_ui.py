@@ -49,7 +49,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from genre import settings
 from genre.tracking import runs_url
 from tests.conftest import use_store
-from tests.web.test_app import free_port
+from tests.processes import free_port
 
 try:
     from playwright.sync_api import expect

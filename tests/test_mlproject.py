@@ -192,8 +192,9 @@ def test_an_entry_point_runs_in_an_isolated_uv_environment(tracking, tmp_path):
     # ... on this checkout's code: the environment holds no genre of its own (MLflow reuses environments
     # by requirements, so an installed copy would be whichever checkout built it first).
     probe = "import importlib.util; print(importlib.util.find_spec('genre'))"
-    found = subprocess.run([f"{activated[1]}/bin/python", "-c", probe], capture_output=True, text=True,
-                           cwd=tmp_path, check=True)
+    found = subprocess.run(
+        [f"{activated[1]}/bin/python", "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
     assert found.stdout.strip() == "None"
     (run,) = mlflow.search_runs(experiment_names=["genre"], output_format="list")
     assert run.data.tags["genre.model"] == "knn" and run.info.status == "FINISHED"

@@ -12,9 +12,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -34,38 +32,11 @@ from genre.data.schema import FEATURE_COLUMNS
 from genre.features import load_data
 from genre.tuning import load_search_config, open_study, optimize
 from tests.conftest import GTZAN_30, GTZAN_AUDIO, require
+from tests.processes import BIN, child_env, free_port, wait_http
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent  # mlflow and genre as installed beside this interpreter
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
-    for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        env.pop(var, None)
-    return env
-
-
-def _wait_http(url: str, process: subprocess.Popen, log: Path, *, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{url} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"{url} did not answer within {seconds} s:\n{log.read_text()[-3000:]}")
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -94,7 +65,7 @@ def services() -> Iterator[Services]:
     base.chmod(0o755)
     script = ROOT / "scripts" / "local-postgres.sh"
     started = subprocess.run(
-        [str(script), "start", str(base / "pg"), str(_free_port())],
+        [str(script), "start", str(base / "pg"), str(free_port())],
         capture_output=True,
         text=True,
         check=False,
@@ -102,7 +73,7 @@ def services() -> Iterator[Services]:
     if started.returncode:
         pytest.fail(f"PostgreSQL did not start:\n{started.stderr}")
     postgres = started.stdout.strip()
-    port = _free_port()
+    port = free_port()
     log = base / "mlflow-server.log"
     server = subprocess.Popen(
         [
@@ -122,11 +93,11 @@ def services() -> Iterator[Services]:
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         cwd=base,
-        env=_env(),
+        env=child_env(),
     )
     tracking_uri = f"http://127.0.0.1:{port}"
     try:
-        _wait_http(f"{tracking_uri}/health", server, log)
+        wait_http(f"{tracking_uri}/health", server, log)
         work = base / "work"
         work.mkdir()
         with pytest.MonkeyPatch.context() as patch:
@@ -151,7 +122,7 @@ def _mlflow_run(services: Services, entry_point: str, **params: object) -> subpr
         text=True,
         check=False,
         cwd=services.work,
-        env=_env(MLFLOW_TRACKING_URI=services.tracking_uri),
+        env=child_env(MLFLOW_TRACKING_URI=services.tracking_uri),
         timeout=900,
     )
 
@@ -261,14 +232,14 @@ def test_the_registry_aliases_and_serving_work_against_the_server(services, entr
         capture_output=True,
         text=True,
         check=False,
-        env=_env(MLFLOW_TRACKING_URI=services.tracking_uri),
+        env=child_env(MLFLOW_TRACKING_URI=services.tracking_uri),
         cwd=services.work,
     )
     assert promoted.returncode == 0, promoted.stderr
     assert client.get_model_version_by_alias("genre-classifier", "champion").version == second.version
     assert client.get_model_version_by_alias("genre-classifier", "previous").version == champion.version
 
-    port = _free_port()
+    port = free_port()
     log = services.work / "serve.log"
     server = subprocess.Popen(
         [
@@ -287,10 +258,10 @@ def test_the_registry_aliases_and_serving_work_against_the_server(services, entr
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         cwd=services.work,
-        env=_env(MLFLOW_TRACKING_URI=services.tracking_uri),
+        env=child_env(MLFLOW_TRACKING_URI=services.tracking_uri),
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/ping", server, log)
+        wait_http(f"http://127.0.0.1:{port}/ping", server, log)
         rows = pd.read_csv(small_csv).sample(5, random_state=0)
         body = json.dumps({"dataframe_split": rows[list(FEATURE_COLUMNS)].to_dict(orient="split")}).encode()
         request = urllib.request.Request(
@@ -341,7 +312,7 @@ def shared_study(services) -> dict:
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
             cwd=services.work,
-            env=_env(MLFLOW_TRACKING_URI=services.tracking_uri),
+            env=child_env(MLFLOW_TRACKING_URI=services.tracking_uri),
             start_new_session=True,
         )
         for log in logs

@@ -44,9 +44,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -58,18 +56,11 @@ from pathlib import Path
 import pytest
 
 from genre.data.synthetic import generate_dataset
+from tests.processes import BIN, child_env, free_port, wait_http
 
 pytestmark = pytest.mark.reliability
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent  # genre and mlflow as installed beside this interpreter
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
-    for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        env.pop(var, None)
-    return env
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
@@ -95,7 +86,7 @@ def _extract(audio: Path, out: Path, cache: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(GENRE_CACHE_DIR=str(cache)),
+        env=child_env(GENRE_CACHE_DIR=str(cache)),
         start_new_session=True,
     )
 
@@ -188,32 +179,12 @@ def test_a_truncated_cache_entry_is_extracted_again(audio, resumed):
 # --- 3, 4: PostgreSQL and an MLflow tracking server on it, stopped and restarted ----------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _pg_bin() -> Path | None:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
     if found:
         return found[-1].parent
     which = shutil.which("pg_ctl")
     return Path(which).parent if which else None
-
-
-def _wait_http(url: str, process: subprocess.Popen, log: Path, *, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{url} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"{url} did not answer within {seconds} s:\n{log.read_text()[-3000:]}")
 
 
 @dataclass
@@ -240,10 +211,10 @@ class Services:
             stdout=log.open("a"),
             stderr=subprocess.STDOUT,
             cwd=self.base,
-            env=_env(),
+            env=child_env(),
             start_new_session=True,
         )
-        _wait_http(f"{self.tracking_uri}/health", self.server, log)
+        wait_http(f"{self.tracking_uri}/health", self.server, log)
 
     def stop_server(self) -> None:
         if self.server is None or self.server.poll() is not None:
@@ -272,12 +243,12 @@ def services() -> Iterator[Services]:
     base.chmod(0o755)
     script = ROOT / "scripts" / "local-postgres.sh"
     started = subprocess.run(
-        [str(script), "start", str(base / "pg"), str(_free_port())], capture_output=True, text=True
+        [str(script), "start", str(base / "pg"), str(free_port())], capture_output=True, text=True
     )
     if started.returncode:
         shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"PostgreSQL did not start:\n{started.stderr}")
-    services = Services(base, pg_bin, started.stdout.strip(), _free_port())
+    services = Services(base, pg_bin, started.stdout.strip(), free_port())
     try:
         services.start_server()
         yield services
@@ -318,7 +289,7 @@ def test_the_tracking_server_stopped_mid_training(services, embedded, tmp_path):
     import mlflow
 
     command = [str(BIN / "genre"), "train", "knn", "--folds", "2", "--jobs", "1"]
-    env = _env(MLFLOW_TRACKING_URI=services.tracking_uri, GENRE_CACHE_DIR=str(embedded), **IMPATIENT)
+    env = child_env(MLFLOW_TRACKING_URI=services.tracking_uri, GENRE_CACHE_DIR=str(embedded), **IMPATIENT)
     client = mlflow.MlflowClient(services.tracking_uri)
     trainer = subprocess.Popen(
         command,
@@ -392,7 +363,7 @@ def test_postgresql_restarted_under_three_optuna_workers(services, embedded, tmp
     command = [str(BIN / "genre"), "tune-optuna", "svm", "--trials", str(N_TRIALS), "--folds", "3"]
     command += ["--jobs", "1", "--storage", f"{services.postgres}/optuna", "--study-name", name]
     command += ["--heartbeat", "2"]
-    env = _env(MLFLOW_TRACKING_URI=services.tracking_uri, GENRE_CACHE_DIR=str(embedded))
+    env = child_env(MLFLOW_TRACKING_URI=services.tracking_uri, GENRE_CACHE_DIR=str(embedded))
     logs = [tmp_path / f"worker{i}.log" for i in range(3)]
     workers = [
         subprocess.Popen(
@@ -511,7 +482,7 @@ def test_a_server_stopped_with_sigterm_while_it_answers(server, served, long_son
     work, temp = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     temp.mkdir()
-    port = _free_port()
+    port = free_port()
     song = long_song.read_bytes()
     if server == "genre web":
         command = [str(BIN / "genre"), "web", "--model", served.model_uri, "--port", str(port)]
@@ -523,12 +494,12 @@ def test_a_server_stopped_with_sigterm_while_it_answers(server, served, long_son
         ready, path, headers = "/ping", "/invocations", {"Content-Type": "application/json"}
         body = json.dumps({"dataframe_records": [{"audio": base64.b64encode(song).decode()}]}).encode()
     log = tmp_path / "server.log"
-    env = _env(MLFLOW_TRACKING_URI=served.tracking_uri, GENRE_CACHE_DIR=str(cache_dir), TMPDIR=str(temp))
+    env = child_env(MLFLOW_TRACKING_URI=served.tracking_uri, GENRE_CACHE_DIR=str(cache_dir), TMPDIR=str(temp))
     process = subprocess.Popen(
         command, cwd=work, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}{ready}", process, log, seconds=180)
+        wait_http(f"http://127.0.0.1:{port}{ready}", process, log, seconds=180)
         answer: dict = {}
 
         def ask() -> None:

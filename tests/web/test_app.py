@@ -31,6 +31,7 @@ from genre.serving import GenreClassifier
 from genre.training import train_run
 from genre.web import app as web
 from tests.conftest import use_store
+from tests.processes import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -41,12 +42,6 @@ class Site:
     backend: web.LocalBackend
     uri: str
     source_run_id: str
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

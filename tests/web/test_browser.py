@@ -37,7 +37,8 @@ from genre.features import load_data
 from genre.registry import register
 from genre.training import train_run
 from tests.conftest import GTZAN_30, GTZAN_AUDIO, GTZAN_MUSICNN, use_store
-from tests.web.test_app import analyse, call, free_port
+from tests.processes import free_port
+from tests.web.test_app import analyse, call
 
 pytestmark = pytest.mark.browser
 
