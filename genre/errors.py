@@ -11,6 +11,7 @@ headline, the served model's HTTP 400 body -- and never parse the message text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "RegistryError",
     "RequestError",
     "TrackingError",
+    "causes",
 ]
 
 
@@ -110,3 +112,18 @@ class TrackingError(GenreError):
     """
 
     default_kind = "unreachable"
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """``error``, then what it was raised from or while handling, and so on, each once.
+
+    Libraries wrap the failure that matters (a refused connection) in their own exceptions, and whether
+    it is ``__cause__`` or ``__context__`` depends on how they re-raise; callers that ask "is this a lost
+    connection?" look along the whole chain.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__

@@ -21,6 +21,7 @@ from genre.tracking.reuse import code_fingerprint, data_digest, finished_run, ru
 from genre.tracking.store import (
     DEFAULT_TRACKING_URI,
     configure_tracking,
+    process_id,
     runs_url,
     take_launcher,
     tracked_run,
@@ -33,6 +34,7 @@ __all__ = [
     "data_digest",
     "finished_run",
     "logged_model_uri",
+    "process_id",
     "run_key",
     "runs_url",
     "source_tags",

@@ -28,13 +28,14 @@ from mlflow.entities import Experiment, Run, RunStatus
 from mlflow.exceptions import MlflowException
 
 from genre import settings
-from genre.errors import TrackingError
+from genre.errors import TrackingError, causes
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
     "PROCESS_TAG",
     "close_abandoned_runs",
     "configure_tracking",
+    "process_id",
     "follow_launcher",
     "runs_url",
     "take_launcher",
@@ -173,7 +174,7 @@ def tracked_run(*, keep_open: bool = False, **kwargs: object) -> Iterator[mlflow
     """
     top_level = not kwargs.get("nested") and not kwargs.get("run_id")
     if top_level and not keep_open:
-        kwargs["tags"] = {**dict(kwargs.get("tags") or {}), PROCESS_TAG: _this_process()}
+        kwargs["tags"] = {**dict(kwargs.get("tags") or {}), PROCESS_TAG: process_id()}
     with _server_errors():
         run = mlflow.start_run(**kwargs)
     try:
@@ -201,7 +202,7 @@ def close_abandoned_runs(experiment_id: str) -> list[str]:
     are closed with it, and each gets a ``genre.error`` tag saying why. A process id reused since only
     leaves a run RUNNING longer; a live process's run is never touched. Returns the closed runs' ids.
     """
-    host, me = socket.gethostname(), _this_process()
+    host, me = socket.gethostname(), process_id()
     client = MlflowClient()
     try:
         candidates = client.search_runs(
@@ -242,7 +243,8 @@ def _open_descendants(client: MlflowClient, run: Run) -> list[Run]:
     return [found for child in children for found in (child, *_open_descendants(client, child))]
 
 
-def _this_process() -> str:
+def process_id() -> str:
+    """This process as runs and trials record it: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -290,10 +292,7 @@ def _unreachable(reason: str, consequence: str | None = None) -> TrackingError:
 
 def _server_failure(error: BaseException) -> str | None:
     """Why the tracking server failed ``error``'s request, when that is what it is about; else None."""
-    seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
+    for link in causes(error):
         if isinstance(link, TrackingError):
             return link.detail
         if isinstance(link, requests.exceptions.Timeout):
@@ -302,5 +301,4 @@ def _server_failure(error: BaseException) -> str | None:
             return "it kept answering with server errors"
         if isinstance(link, requests.exceptions.ConnectionError):
             return "no connection"
-        link = link.__cause__ or link.__context__
     return None

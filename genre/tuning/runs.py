@@ -21,7 +21,7 @@ import pandas as pd
 
 from genre.data import Dataset
 from genre.errors import ConfigError
-from genre.tracking import log_series, take_launcher, tracked_run
+from genre.tracking import log_series, process_id, take_launcher, tracked_run
 from genre.tuning import plots
 from genre.tuning.configs import SearchConfig
 from genre.tuning.grid import best_candidate, candidate_params, grid_search, params_columns
@@ -35,7 +35,7 @@ from genre.tuning.records import (
 )
 from genre.tuning.searches import search_estimator
 from genre.tuning.storage import HEARTBEAT_SECONDS, redacted
-from genre.tuning.study import create_or_load_study, optimize, wait_for_attr, worker_id
+from genre.tuning.study import create_or_load_study, optimize, wait_for_attr
 
 __all__ = ["tune_grid_run", "tune_optuna_run"]
 
@@ -289,7 +289,7 @@ def _finalizes(study: optuna.Study, *, ran: int, best_child: str | None, parent_
     if ran:
         finished = study.get_trials(deepcopy=False, states=FINISHED_STATES)
         last = max(finished, key=lambda t: (t.datetime_complete, t.number))
-        return last.user_attrs.get("genre.worker") == worker_id()
+        return last.user_attrs.get("genre.worker") == process_id()
     recorded = mlflow.MlflowClient().get_run(parent_id).data.tags.get("genre.best_run_id")
     return recorded is None or recorded != best_child
 

@@ -17,7 +17,7 @@ import mlflow
 import optuna
 import sqlalchemy.exc
 
-from genre.errors import ConfigError
+from genre.errors import ConfigError, causes
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -104,14 +104,8 @@ class _RDBStorage(optuna.storages.RDBStorage):
 
 def connection_lost(error: BaseException) -> bool:
     """Whether ``error`` comes from a lost or refused database connection (not from bad data)."""
-    seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        if isinstance(link, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
-            return True
-        link = link.__cause__ or link.__context__
-    return False
+    lost = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+    return any(isinstance(link, lost) for link in causes(error))
 
 
 def mark_lost_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -28,7 +26,7 @@ from sklearn.pipeline import Pipeline
 from genre.data import Dataset
 from genre.errors import ConfigError
 from genre.evaluation import cross_validate_groups, search_folds
-from genre.tracking import log_series, loggable, tracked_run
+from genre.tracking import log_series, loggable, process_id, tracked_run
 from genre.tuning.configs import SearchConfig, suggest
 from genre.tuning.records import FINISHED_STATES
 from genre.tuning.storage import (
@@ -47,7 +45,6 @@ __all__ = [
     "open_study",
     "optimize",
     "wait_for_attr",
-    "worker_id",
 ]
 
 
@@ -240,7 +237,7 @@ def optimize(
     many trials this call ran.
     """
     folds = search_folds(dataset, protocol, n_splits=n_splits, seed=seed)
-    worker = worker_id()
+    worker = process_id()
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("genre.worker", worker)
@@ -393,8 +390,3 @@ def _pruning_callback(trial: optuna.Trial, *, offset: int) -> Callable[[int, dic
             raise optuna.TrialPruned(f"step {offset + epoch}")
 
     return report
-
-
-def worker_id() -> str:
-    """Who ran a trial, as a trial attribute: host and process id."""
-    return f"{socket.gethostname()}:{os.getpid()}"
