@@ -19,9 +19,8 @@ clips in ``$GENRE_SHARED_DIR/data/gtzan/audio`` (or ``../shared`` beside the rep
 (c) ``both``: the 57 GTZAN features (``genre.features.gtzan57.extract_features``) and the musicnn
     features of one decoded signal;
 
-plus the cold start, each in a fresh process: the first and second ``extract_musicnn`` calls with
-the converted weights cached, the same with an empty cache (TensorFlow is imported to convert the
-checkpoint), and the first call of both extractors (numba kernels). For the 4 clips that
+plus the cold start, each in a fresh process: the first and second ``extract_musicnn`` calls (the
+shipped weights read and checked), and the first call of both extractors (numba kernels). For the 4 clips that
 ``musicnn/training_data_GTZAN_MSDmusicnn_taggram.npz`` holds, it reports how far (a)'s taggram is from
 the original musicnn's, and for every clip how far it is from (b). Prints a JSON blob, then markdown.
 """
@@ -38,7 +37,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -153,24 +151,15 @@ def best_of(repeats: int, function, *args, **kwargs) -> tuple[Any, float, float]
 
 
 def cold_start(clip: Path) -> dict[str, dict[str, float]]:
-    """Each scenario in a fresh interpreter (see ``_child``), with the weights cache as it is or empty."""
-    scenarios = {
-        "musicnn_first_call": ("musicnn", False),
-        "musicnn_first_call_empty_cache": ("musicnn", True),
-    }
-    scenarios["both_first_call"] = ("both", False)
+    """Each scenario in a fresh interpreter (see ``_child``)."""
     results = {}
-    for name, (mode, empty) in scenarios.items():
-        env = dict(os.environ)
-        with tempfile.TemporaryDirectory() as cache:
-            if empty:
-                env["GENRE_CACHE_DIR"] = cache
-            start = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, __file__, "--child", mode, "--child-clip", str(clip)],
-                env=env, capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            process_wall_s = time.perf_counter() - start
+    for name, mode in {"musicnn_first_call": "musicnn", "both_first_call": "both"}.items():
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", mode, "--child-clip", str(clip)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        process_wall_s = time.perf_counter() - start
         results[name] = {"process_wall_s": process_wall_s, **json.loads(done.stdout.splitlines()[-1])}
     return results
 
@@ -337,10 +326,6 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"No GTZAN audio under {GTZAN_DIR / 'audio'}: nothing to measure.", file=sys.stderr)
         return 1
-    from genre.features.musicnn_weights import cache_path, load_weights
-
-    if not cache_path().is_file():
-        load_weights()  # converts once: "musicnn_first_call" below then finds the cache, as users do
     report = {
         "n_clips": len(paths),
         "repeats": args.repeats,

@@ -251,5 +251,5 @@ def _extractor_digest(sets: tuple[str, ...]) -> str:
     if "musicnn" in sets:
         from genre.features import musicnn_weights
 
-        digest.update(musicnn_weights.checkpoint_digest(musicnn_weights.checkpoint_dir()).encode())
+        digest.update(musicnn_weights.WEIGHTS_SHA256.encode())
     return digest.hexdigest()[:16]

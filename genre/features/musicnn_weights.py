@@ -1,11 +1,11 @@
-"""MSD_musicnn as NumPy: its weights, found in the installed wheel and cached, and its forward pass.
+"""MSD_musicnn as NumPy: its weights, shipped with genre, and its forward pass.
 
-Weights: the ``musicnn`` 0.1.0 wheel ships its models as TensorFlow 1 checkpoints, and its own code is
-TF1 (and pins numpy < 1.17), so genre never imports it: :func:`checkpoint_dir` only asks the import
-system where the package lives. The first use converts the variables the forward pass needs to a
-float32 ``.npz`` in ``cache_dir() / "musicnn"``, named by a hash of the checkpoint files; every later
-load in any process reads that file alone, so computing musicnn features never starts TensorFlow (about
-5 s and 1 GB of imports). TensorFlow is imported inside :func:`convert_checkpoint` only.
+Weights: the ``musicnn`` 0.1.0 wheel publishes its models as TensorFlow 1 checkpoints (ISC licence), and
+its own code is TF1 (and pins numpy < 1.17). genre ships the variables the forward pass needs as a
+float32 ``.npz`` (``weights/MSD_musicnn.npz``, the ISC notice beside it), converted once by
+``scripts/convert_musicnn_weights.py``, so computing musicnn features needs neither the wheel nor
+TensorFlow (about 5 s and 1 GB of imports). Its SHA-256 is checked on load: a damaged install says so
+instead of computing wrong tags.
 
 Forward pass: :func:`forward` follows ``musicnn/models.py`` (``build_musicnn``, ``is_training=False``:
 batch norms use their moving statistics, dropout is off) in float32. About 1.4 GMAC per patch done
@@ -25,9 +25,7 @@ naively; it stays near the BLAS peak of one core by these means:
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
-import tempfile
 import threading
 import zipfile
 from pathlib import Path
@@ -35,20 +33,15 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from genre import settings
 from genre.errors import ConfigError
 
 __all__ = [
-    "CHECKPOINT_FILES",
-    "INSTALL_HINT",
     "Model",
     "N_MELS",
     "PATCH_FRAMES",
+    "SHIPPED_WEIGHTS",
+    "WEIGHTS_SHA256",
     "WEIGHT_SHAPES",
-    "cache_path",
-    "checkpoint_digest",
-    "checkpoint_dir",
-    "convert_checkpoint",
     "forward",
     "get_model",
     "load_weights",
@@ -58,12 +51,10 @@ __all__ = [
 
 #: Mel bands of musicnn's input, and frames per patch (3 s at 16 kHz, hop 256).
 N_MELS, PATCH_FRAMES = 96, 187
-#: What to tell a user whose environment lacks the wheel (its metadata pins numpy < 1.17, hence --no-deps).
-INSTALL_HINT = "pip install --no-deps musicnn==0.1.0"
-#: The checkpoint's files, as the wheel names them (no prefix before the dot).
-CHECKPOINT_FILES = (".index", ".data-00000-of-00001")
-#: Bumped when the conversion changes, so an older cache file is not read by newer code.
-_FORMAT = 1
+#: The converted MSD_musicnn weights shipped in the package, and their SHA-256 (what
+#: ``scripts/convert_musicnn_weights.py`` writes from the wheel's checkpoint, byte for byte).
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "MSD_musicnn.npz"
+WEIGHTS_SHA256 = "2539c466138a8b06ff2fa08eb763bf17ab9e876eb1494e338c891b2a5aaae5df"
 
 
 def _weight_shapes() -> dict[str, tuple[int, ...]]:
@@ -94,125 +85,48 @@ def _weight_shapes() -> dict[str, tuple[int, ...]]:
 WEIGHT_SHAPES: dict[str, tuple[int, ...]] = _weight_shapes()
 
 
-def checkpoint_dir() -> Path:
-    """The installed wheel's ``MSD_musicnn`` checkpoint folder, found without importing ``musicnn``.
-
-    Raises
-    ------
-    ConfigError
-        ``kind="missing_dependency"`` when the package or its checkpoint files are not installed.
-    """
-    spec = importlib.util.find_spec("musicnn")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        folder = Path(location) / "MSD_musicnn"
-        if all((folder / name).is_file() for name in CHECKPOINT_FILES):
-            return folder
-    where = f" (looked in {', '.join(locations)})" if locations else ""
-    raise ConfigError(
-        f"the musicnn package (its MSD_musicnn weights) is not installed{where}; "
-        f"install it with `{INSTALL_HINT}`",
-        kind="missing_dependency",
-    )
-
-
-def checkpoint_digest(folder: Path) -> str:
-    """SHA-256 of the checkpoint's index and data files (9.5 MB: about 15 ms) and the format version."""
-    digest = hashlib.sha256(f"genre-musicnn-npz-v{_FORMAT}".encode())
-    for name in CHECKPOINT_FILES:
-        with open(folder / name, "rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
-    return digest.hexdigest()
-
-
-def convert_checkpoint(folder: Path, destination: Path) -> None:
-    """Read the TF1 checkpoint with TensorFlow and write the forward pass's variables to ``destination``.
-
-    ``tf.compat.v1.train.NewCheckpointReader`` is given the folder with a trailing separator, so it opens
-    ``<folder>/.index``: the files have an empty prefix. (``tf.train.load_checkpoint(folder)`` follows the
-    folder's ``checkpoint`` file instead, which points at the author's own machine.) The ``.npz`` is
-    written to a temporary file beside ``destination`` and moved into place, so a concurrent reader sees
-    either no file or a complete one.
-    """
-    import tensorflow as tf
-
-    from genre.threads import configure_tensorflow
-
-    configure_tensorflow(tf)
-    reader = tf.compat.v1.train.NewCheckpointReader(f"{folder}{os.sep}")
-    available = reader.get_variable_to_shape_map()
-    arrays = {}
-    for name, shape in WEIGHT_SHAPES.items():
-        if tuple(available.get(name, ())) != shape:
-            raise ConfigError(
-                f"musicnn checkpoint {folder} has {name} with shape {available.get(name)}, expected {shape}; "
-                f"reinstall it with `{INSTALL_HINT}`",
-                kind="missing_dependency",
-            )
-        arrays[name] = np.asarray(reader.get_tensor(name), dtype=np.float32)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=destination.stem, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **arrays)
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def cache_path(folder: Path | None = None) -> Path:
-    """Where the converted weights of the checkpoint in ``folder`` (default: the installed one) live."""
-    folder = checkpoint_dir() if folder is None else folder
-    return settings.cache_dir() / "musicnn" / f"MSD_musicnn-{checkpoint_digest(folder)[:20]}.npz"
-
-
 _weights_file: Path | None = None
 
 
 def use_weights_file(path: str | os.PathLike[str]) -> None:
-    """Read the weights from the converted ``.npz`` at ``path`` rather than the installed wheel's.
+    """Read the weights from the ``.npz`` at ``path`` rather than the package's.
 
-    A served model carries its own copy of the converted weights (``genre.serving``), so the server
-    needs neither the ``musicnn`` wheel nor TensorFlow. Call before the first use of the model.
+    A served model carries its own copy of the weights (``genre.serving``), so what it computes does not
+    depend on the genre installed beside the server. Call before the first use of the model.
     """
     global _weights_file
     _weights_file = Path(path)
 
 
 def weights_file() -> Path:
-    """The converted ``.npz`` this process reads: the one given to :func:`use_weights_file`, else the
-    cached conversion of the installed wheel's checkpoint (converted now if there is none)."""
-    if _weights_file is not None:
-        return _weights_file
-    folder = checkpoint_dir()
-    path = cache_path(folder)
-    if not path.is_file():
-        convert_checkpoint(folder, path)
-    return path
+    """The ``.npz`` this process reads: the one given to :func:`use_weights_file`, else the shipped one."""
+    return SHIPPED_WEIGHTS if _weights_file is None else _weights_file
 
 
 def load_weights() -> dict[str, np.ndarray]:
     """MSD_musicnn's variables as float32 arrays, keyed by checkpoint name (see ``WEIGHT_SHAPES``).
 
-    Reads the converted ``.npz`` (:func:`weights_file`); converts the checkpoint first (importing
-    TensorFlow) if there is none. :func:`get_model` keeps the result, so a process reads it once.
+    :func:`get_model` keeps the result, so a process reads the file once.
 
     Raises
     ------
     ConfigError
-        ``kind="missing_dependency"`` without the ``musicnn`` wheel and without a weights file.
+        When the file is missing, or its bytes are not the converted weights (``WEIGHTS_SHA256``).
     """
     path = weights_file()
     try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            f"musicnn weights {path} cannot be read ({error.strerror}); reinstall genre"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != WEIGHTS_SHA256:
+        raise ConfigError(f"musicnn weights {path} are damaged (SHA-256 differs); reinstall genre")
+    try:
         with np.load(path) as stored:
-            weights = {name: stored[name] for name in WEIGHT_SHAPES}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise ConfigError(f"cached musicnn weights {path} are unreadable ({error}); delete it") from None
-    for name, shape in WEIGHT_SHAPES.items():
-        if weights[name].shape != shape or weights[name].dtype != np.float32:
-            raise ConfigError(f"cached musicnn weights {path} are damaged ({name}); delete the file")
-    return weights
+            return {name: stored[name] for name in WEIGHT_SHAPES}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:  # pragma: no cover - digest checked
+        raise ConfigError(f"musicnn weights {path} are unreadable ({error}); reinstall genre") from None
 
 
 _EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization's default
@@ -296,13 +210,7 @@ _model: Model | None = None
 
 
 def get_model() -> Model:
-    """The process's model: the cached ``.npz`` is read (or the checkpoint converted) on first use only.
-
-    Raises
-    ------
-    ConfigError
-        ``kind="missing_dependency"`` without the ``musicnn`` wheel.
-    """
+    """The process's model: the weights are read on first use only (see :func:`load_weights`)."""
     global _model
     with _model_lock:
         if _model is None:

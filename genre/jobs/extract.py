@@ -40,10 +40,6 @@ def extract_job(
         sets = resolve_features(features)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    if "musicnn" in sets:
-        from genre.features import musicnn_weights
-
-        musicnn_weights.checkpoint_dir()  # before any file is read: a missing install names the command
     result = extract_paths(
         resolve_audio_paths(paths),
         features=sets,

@@ -1,10 +1,8 @@
-"""Tests of genre.features.musicnn: names, patching, the weights cache, a TensorFlow reference, musicnn's
+"""Tests of genre.features.musicnn: names, patching, the shipped weights, a TensorFlow reference, musicnn's
 resampling (genre.features.resample against a transcription of resampy 0.2's loop), and parity with the
 original musicnn's taggrams of real GTZAN clips.
 
-Tests that need the weights skip when the ``musicnn`` wheel is not installed
-(``pip install --no-deps musicnn==0.1.0``); tests on real clips need ../shared and carry the ``gtzan``
-marker.
+Tests on real clips need ../shared and carry the ``gtzan`` marker.
 """
 
 # ``S`` for a spectrogram is librosa's name, which genre.features mirrors; ``X`` the taggram file's.
@@ -12,9 +10,9 @@ marker.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -48,16 +46,9 @@ def _signal(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def weights(cache_dir) -> dict[str, np.ndarray]:
-    """The converted weights in the session's cache (converting the checkpoint once), or a skip."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GENRE_CACHE_DIR", str(cache_dir))
-        try:
-            return musicnn_weights.load_weights()
-        except ConfigError as error:
-            if error.kind != "missing_dependency":
-                raise
-            pytest.skip(str(error))
+def weights() -> dict[str, np.ndarray]:
+    """The shipped MSD_musicnn weights."""
+    return musicnn_weights.load_weights()
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +129,43 @@ def test_bad_signal():
         musicnn.taggram(_signal(4.0))
 
 
-def test_missing_wheel_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(musicnn_weights.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ConfigError) as raised:
-        musicnn_weights.checkpoint_dir()
-    assert raised.value.kind == "missing_dependency"
-    assert "pip install --no-deps musicnn==0.1.0" in str(raised.value)
+def test_shipped_weights_are_the_converted_checkpoint():
+    """The package's weights file is the one ``scripts/convert_musicnn_weights.py`` writes (its SHA-256 is
+    pinned in the code and checked on every load), holding every variable of the forward pass in float32."""
+    data = musicnn_weights.SHIPPED_WEIGHTS.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == musicnn_weights.WEIGHTS_SHA256
+    notice = (musicnn_weights.SHIPPED_WEIGHTS.parent / "LICENSE").read_text()
+    assert "ISC License" in notice and musicnn_weights.WEIGHTS_SHA256 in notice
+    with np.load(musicnn_weights.SHIPPED_WEIGHTS) as stored:
+        assert stored.files == list(musicnn_weights.WEIGHT_SHAPES)
+        for name, shape in musicnn_weights.WEIGHT_SHAPES.items():
+            assert stored[name].shape == shape and stored[name].dtype == np.float32
+
+
+def test_damaged_or_missing_weights_are_named(tmp_path, monkeypatch):
+    damaged = tmp_path / "MSD_musicnn.npz"
+    data = bytearray(musicnn_weights.SHIPPED_WEIGHTS.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit inside an array: np.load alone would not notice
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(musicnn_weights, "_weights_file", damaged)
+    with pytest.raises(ConfigError, match=r"MSD_musicnn.npz are damaged .*reinstall genre"):
+        musicnn_weights.load_weights()
+    monkeypatch.setattr(musicnn_weights, "_weights_file", tmp_path / "absent.npz")
+    with pytest.raises(ConfigError, match=r"absent.npz cannot be read"):
+        musicnn_weights.load_weights()
+
+
+def test_conversion_script_reproduces_the_shipped_file():
+    """Where the musicnn wheel and TensorFlow are installed (a maintainer's environment), converting the
+    checkpoint again gives the shipped file byte for byte."""
+    if importlib.util.find_spec("musicnn") is None:
+        pytest.skip("the musicnn wheel is not installed: only maintainers regenerate the shipped weights")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "convert_musicnn_weights.py"), "--check"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "same as" in done.stdout
 
 
 def test_taggram_and_features(weights):
@@ -197,13 +219,10 @@ def test_forward_pass_matches_tensorflow(weights, tf_taggram):
     np.testing.assert_allclose(musicnn.taggram(S=S), reference, rtol=0, atol=1e-5)
 
 
-def test_cached_weights_are_used_without_tensorflow(weights, cache_dir):
-    """Once converted, the weights come from the ``.npz`` alone: a fresh process never imports TensorFlow,
-    and computes the same bits as this one (one thread per pool in both)."""
-    cached = musicnn_weights.cache_path()
-    assert cached.is_file() and cached.parent == cache_dir / "musicnn"
-    assert musicnn_weights.checkpoint_digest(musicnn_weights.checkpoint_dir())[:20] in cached.name
-    assert not list(cached.parent.glob("*.tmp"))  # written through a temporary file, then renamed
+def test_shipped_weights_are_used_without_tensorflow_or_the_wheel(weights):
+    """A fresh process computes musicnn features without importing TensorFlow or the musicnn wheel, and gets
+    the same bits as this one: same machine, same weights file, and one thread per native pool in both
+    (``extract_musicnn`` pins it, so BLAS sums in the same order)."""
     code = (
         "import json, sys\n"
         "import numpy as np\n"
@@ -211,28 +230,16 @@ def test_cached_weights_are_used_without_tensorflow(weights, cache_dir):
         "t = np.arange(5 * 22050) / 22050\n"
         "y = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(0).standard_normal(len(t)))\n"
         "features = musicnn.extract_musicnn(y.astype(np.float32), sr=22050)\n"
-        "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules, 'features': features}))\n"
+        "imported = {name: name in sys.modules for name in ('tensorflow', 'musicnn')}\n"
+        "print(json.dumps({'imported': imported, 'features': features}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT, env={**os.environ, "GENRE_CACHE_DIR": str(cache_dir)}, capture_output=True, text=True,
-    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     child = json.loads(done.stdout.splitlines()[-1])
-    assert child["tensorflow"] is False
+    assert child["imported"] == {"tensorflow": False, "musicnn": False}
     t = np.arange(5 * SR) / SR
     y = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(0).standard_normal(len(t))
     assert child["features"] == musicnn.extract_musicnn(y.astype(np.float32), sr=SR)
-
-
-def test_conversion_reproduces_the_cache(weights, tmp_path):
-    destination = tmp_path / "converted.npz"
-    musicnn_weights.convert_checkpoint(musicnn_weights.checkpoint_dir(), destination)
-    with np.load(destination) as converted:
-        assert set(converted.files) == set(musicnn_weights.WEIGHT_SHAPES)
-        for name, value in weights.items():
-            np.testing.assert_array_equal(converted[name], value)
-    assert [path.name for path in tmp_path.iterdir()] == ["converted.npz"]
 
 
 def _kaiser_best_2019(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
@@ -21,11 +20,6 @@ from genre.registry import register
 from genre.serving import encode_audio
 from genre.training import train_run
 from tests.conftest import use_store
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("musicnn") is None,
-    reason="the musicnn wheel is not installed (pip install --no-deps musicnn==0.1.0)",
-)
 
 SMALL_STACK = {"nn__hidden_layers": 1, "nn__units": 32, "nn__epochs": 20, "nn__patience": 5}
 
