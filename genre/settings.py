@@ -14,7 +14,9 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "COMMAND_ENV",
+    "EMBEDDED",
     "EXPERIMENT",
+    "GTZAN_MUSICNN",
     "MODEL_NAME",
     "MODEL_REQUIREMENTS",
     "PINS",
@@ -24,6 +26,11 @@ __all__ = [
     "default_jobs",
     "requirements",
 ]
+
+#: ``data`` names of the two data sets the package carries: musicnn's taggrams of GTZAN (real music, the
+#: main job's default) and the synthetic audio it generates (the audio path and the 57 features).
+GTZAN_MUSICNN = "gtzan-musicnn"
+EMBEDDED = "embedded"
 
 #: The MLflow experiment every entry point writes to and reads from, unless the user chose another.
 EXPERIMENT = "genre"

@@ -7,6 +7,7 @@ import argparse
 import yaml
 
 from genre import settings
+from genre.settings import EMBEDDED, GTZAN_MUSICNN
 
 __all__ = [
     "add_batch_flags",
@@ -44,14 +45,17 @@ def whole_number(text: str) -> int:
     return int(value)
 
 
-def add_windows(parser: argparse.ArgumentParser, default: bool) -> None:
+def add_windows(parser: argparse.ArgumentParser, default: bool | None) -> None:
+    """``--windows``; a ``None`` default is ``auto``: each source's natural rows (audio in windows,
+    taggrams as whole clips)."""
     parser.add_argument(
         "--windows",
-        type=boolean,
+        type=lambda text: None if text.strip().lower() == "auto" else boolean(text),
         nargs="?",
         const=True,
         default=default,
-        help="one row per 3-second window, like Kaggle's features_3_sec.csv (--windows, or --windows false)",
+        help="one row per 3-second window, like Kaggle's features_3_sec.csv (--windows, or --windows false"
+        + (", or auto: windows of audio, whole clips of taggrams; the default)" if default is None else ")"),
     )
 
 
@@ -78,12 +82,20 @@ def batch_status(done: int, failed: int, *, strict: bool) -> int:
     return 3 if failed and strict else 0
 
 
-def add_data(parser: argparse.ArgumentParser, *, folds: int = 10, features: str = "gtzan57") -> None:
+def add_data(
+    parser: argparse.ArgumentParser,
+    *,
+    folds: int = 10,
+    features: str = "gtzan57",
+    data: str = EMBEDDED,
+    windows: bool | None = True,
+) -> None:
     parser.add_argument(
         "--data",
-        default="embedded",
-        help="'embedded', a GTZAN-schema CSV, an audio folder, musicnn taggrams (.npz or a folder of them), "
-        "or several of these joined by track, comma-separated",
+        default=data,
+        help=f"'{GTZAN_MUSICNN}' (musicnn's taggrams of GTZAN, shipped), 'embedded' (synthetic audio), a "
+        "GTZAN-schema CSV, an audio folder, musicnn taggrams (.npz or a folder of them), or several of these "
+        f"joined by track, comma-separated (default {data})",
     )
     parser.add_argument(
         "--features",
@@ -95,7 +107,7 @@ def add_data(parser: argparse.ArgumentParser, *, folds: int = 10, features: str 
         "--seed", type=whole_number, default=0, help="seed of splits, network and embedded data"
     )
     parser.add_argument("--folds", type=whole_number, default=folds, help="cross-validation folds")
-    add_windows(parser, default=True)
+    add_windows(parser, default=windows)
     add_jobs(parser)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from genre.cli.arguments import add_data, names, optional_seconds, parse_param, whole_number
+from genre.settings import GTZAN_MUSICNN
 
 if TYPE_CHECKING:
     from genre.tuning import SearchResult
@@ -95,9 +96,9 @@ def _main_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--protocols",
         default="auto",
-        help="comma-separated protocols (auto: filtered on GTZAN data, then grouped and seed)",
+        help="comma-separated protocols (auto: filtered and grouped on GTZAN data, else grouped and seed)",
     )
-    add_data(parser, folds=5, features="auto")
+    add_data(parser, folds=5, features="auto", data=GTZAN_MUSICNN, windows=None)
     _add_force(parser)
 
 

@@ -17,17 +17,20 @@ from genre.data.schema import (
     WINDOW_STEP,
 )
 from genre.data.tables import EMBEDDED, Dataset, from_frame, load_csv, numeric_features, track_id
+from genre.data.taggrams import GTZAN_MUSICNN, SHIPPED_TAGGRAMS
 
 __all__ = [
     "EMBEDDED",
     "FEATURE_COLUMNS",
     "GTZAN_GENRES",
+    "GTZAN_MUSICNN",
     "HOP_LENGTH",
     "ID_COLUMNS",
     "LABEL_COLUMN",
     "N_FFT",
     "N_MFCC",
     "SAMPLE_RATE",
+    "SHIPPED_TAGGRAMS",
     "WINDOW_SAMPLES",
     "WINDOW_STEP",
     "Dataset",

@@ -37,13 +37,12 @@ from genre.data.schema import (
     feature_columns,
 )
 from genre.errors import DataError
+from genre.settings import EMBEDDED
 
 __all__ = ["EMBEDDED", "FEATURE_LIMIT", "Dataset", "from_frame", "load_csv", "numeric_features", "track_id"]
 
 log = logging.getLogger(__name__)
 
-#: The ``data`` value that selects the package's own synthetic dataset.
-EMBEDDED = "embedded"
 
 #: Feature values beyond this magnitude count as not finite. No feature comes near it (GTZAN's largest,
 #: the variance of the spectral rolloff, stays under 1.3e7), and the models break far above it: the
