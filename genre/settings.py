@@ -65,6 +65,7 @@ PINS: dict[str, str] = {
     "matplotlib": "matplotlib>=3.9,<4",
     "httptools": "httptools==0.9.0",
     "uvloop": "uvloop==0.23.0",
+    "mutagen": "mutagen==1.48.1",
 }
 
 

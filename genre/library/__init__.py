@@ -1,0 +1,1 @@
+"""A music library, organised: genre tags written safely into the files (``tags``)."""

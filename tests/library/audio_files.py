@@ -1,0 +1,73 @@
+"""Small audio files in every format a library holds, and their decoded samples, for the library tests.
+
+MP3, FLAC, OGG Vorbis, Opus, WAV and AIFF are written by soundfile (libsndfile), M4A (AAC) by PyAV, whose
+wheel carries FFmpeg's encoder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+
+from genre.data.synthesis import CLASSES, synthesize_clip
+
+#: suffix -> (soundfile format, subtype); M4A is written by PyAV.
+SOUNDFILE_FORMATS = {
+    ".mp3": ("MP3", None),
+    ".flac": ("FLAC", None),
+    ".ogg": ("OGG", "VORBIS"),
+    ".opus": ("OGG", "OPUS"),
+    ".wav": ("WAV", None),
+    ".aiff": ("AIFF", None),
+    ".au": ("AU", None),
+}
+SUFFIXES = (".mp3", ".flac", ".ogg", ".opus", ".wav", ".aiff", ".m4a")
+
+
+def music(seconds: float, *, sr: int = 22050, seed: int = 0, style: str = "breakbeat") -> np.ndarray:
+    """Stereo float32 of the package's synthetic music (channels differ, so a downmix is exercised)."""
+    y = synthesize_clip(style, rng=np.random.default_rng(seed), n_samples=int(seconds * sr), sr=sr)
+    y = 0.5 * y / max(float(np.max(np.abs(y))), 1e-9)
+    return np.stack([y, 0.8 * y], axis=1).astype(np.float32)
+
+
+def write_audio(path: Path, y: np.ndarray, sr: int) -> Path:
+    """Write stereo ``y`` (frames x 2) as ``path``'s suffix says."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".m4a":
+        _write_m4a(path, y, sr)
+    else:
+        fmt, subtype = SOUNDFILE_FORMATS[path.suffix]
+        rate = 48000 if subtype == "OPUS" else sr  # Opus runs at 48 kHz (and 8-24 kHz), not 22.05
+        sf.write(path, y, rate, format=fmt, subtype=subtype)
+    return path
+
+
+def _write_m4a(path: Path, y: np.ndarray, sr: int) -> None:
+    with av.open(str(path), "w", format="ipod") as container:
+        stream = container.add_stream("aac", rate=sr, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y.T), format="fltp", layout="stereo")
+        frame.sample_rate = sr
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def decoded(path: Path) -> np.ndarray:
+    """Every decoded sample of every channel, as the decoder gives them (no downmix, no resampling)."""
+    if path.suffix == ".m4a":
+        with av.open(str(path)) as container:
+            return np.concatenate([frame.to_ndarray() for frame in container.decode(audio=0)], axis=1)
+    return sf.read(path, dtype="float32", always_2d=True)[0]
+
+
+def library(root: Path, *, seconds: float = 4.0, sr: int = 22050) -> dict[str, Path]:
+    """One file of each format under ``root``, each a different piece of synthetic music."""
+    return {
+        suffix: write_audio(root / f"song{suffix}", music(seconds, sr=sr, seed=i, style=CLASSES[i]), sr)
+        for i, suffix in enumerate(SUFFIXES)
+    }
