@@ -117,6 +117,7 @@ def _main(args: argparse.Namespace) -> int:
         windows=args.windows,
         n_jobs=args.jobs,
         force=args.force,
+        champion=True,
         progress=Progress(quiet=args.quiet),
     )
     print(markdown_table(table.drop(columns="run_id")))

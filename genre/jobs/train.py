@@ -18,6 +18,7 @@ from genre.data.schema import FEATURE_CHOICES, resolve_features
 from genre.errors import ConfigError, DataError
 from genre.evaluation import check_protocols, filtered_split
 from genre.features import load_data
+from genre.jobs.champion import leave_champion
 from genre.models import MODEL_NAMES, import_keras, make_model
 from genre.progress import Progress
 from genre.tracking import configure_tracking, finished_run, run_key
@@ -102,6 +103,7 @@ def main_job(
     windows: bool | None = None,
     n_jobs: int = 1,
     force: bool = False,
+    champion: bool = False,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """The README's main command: every model under every protocol, one parent run, a comparison table.
@@ -113,6 +115,8 @@ def main_job(
     stands beside a more honest one; ``features="auto"`` gives the models every feature set the data
     holds (``both`` for a table of two; on audio, the 57 features). Rerun with the same code, data and
     parameters, the finished parent run's table is returned and nothing is trained (unless ``force``).
+    With ``champion``, a registry without a champion gets this job's best ``filtered`` model as one
+    (``genre.jobs.champion``); an existing champion is never moved.
     """
     choices = [] if features == AUTO else list(features)
     for choice in choices:
@@ -135,20 +139,24 @@ def main_job(
     key = run_key("main", question, dataset)
     if not force and (previous := finished_run(key)) is not None:
         progress.note(_reused(previous))
-        return pd.read_csv(
+        table = pd.read_csv(
             mlflow.artifacts.download_artifacts(f"runs:/{previous.info.run_id}/comparison.csv")
         )
-    return compare(
-        dataset,
-        models=models,
-        protocols=protocols,
-        features=choices,
-        n_splits=n_splits,
-        seed=seed,
-        n_jobs=n_jobs,
-        progress=progress,
-        tags={"genre.run_key": key},
-    )
+    else:
+        table = compare(
+            dataset,
+            models=models,
+            protocols=protocols,
+            features=choices,
+            n_splits=n_splits,
+            seed=seed,
+            n_jobs=n_jobs,
+            progress=progress,
+            tags={"genre.run_key": key},
+        )
+    if champion:
+        leave_champion(table, progress=progress)
+    return table
 
 
 def _choice_of(sets: Sequence[str]) -> str:

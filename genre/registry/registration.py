@@ -28,7 +28,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.pipeline import Pipeline
 
 from genre import settings
-from genre.data.schema import SAMPLE_RATE
+from genre.data.schema import GTZAN_GENRES, SAMPLE_RATE
 from genre.errors import RegistryError
 from genre.evaluation import HELD_OUT, SCORES
 from genre.serving import log_serving_model, windowing
@@ -132,6 +132,7 @@ def register(
     protocol: str = AUTO,
     name: str = settings.MODEL_NAME,
     alias: str = CHAMPION,
+    reason: str | None = None,
 ) -> Registration:
     """Register a training run's model as a new version of ``name`` and make it the champion.
 
@@ -147,6 +148,8 @@ def register(
     alias : {"champion", "challenger"}, default "champion"
         ``champion`` promotes the new version (the old champion becomes ``previous``); ``challenger``
         leaves the champion serving and moves the ``challenger`` alias to the new version.
+    reason : str, optional
+        Why ``run_id`` was chosen, for the card's "chosen by" (default: "run id").
 
     Returns
     -------
@@ -169,7 +172,7 @@ def register(
         selection = f"best {metric} among the {model}/{chosen} runs of experiment {searched!r}"
     else:
         source = _get_run(client, run_id)
-        selection = "run id"
+        selection = reason or "run id"
     mlflow.set_experiment(experiment_id=source.info.experiment_id)  # the registration beside its source
     tags = _card_tags(source)
     try:
@@ -347,6 +350,8 @@ def _model_card(
             f"({'trained on 3-s windows' if windowed else 'trained on whole clips'})"
         ),
         selection=selection,
+        headline=_headline(metrics, tags.get("genre.protocol", "")),
+        limits=_limits(classes),
         source_run_id=run.info.run_id,
         source_experiment=experiment.name if experiment else run.info.experiment_id,
         registration_run_id=registration_run_id,
@@ -361,6 +366,41 @@ def _model_card(
                 if k.startswith(("model.", "cv."))
             }
         ),
+    )
+
+
+def _headline(metrics: dict[str, float], protocol: str) -> str:
+    """The one figure a user should expect: the test on new artists, or why there is none."""
+    test = metrics.get("test_accuracy")
+    if protocol == "filtered" and test is not None:
+        return (
+            f"Accuracy on artists it never heard: {test:.3f} (GTZAN's fault-filtered test, 290 tracks, "
+            "scored once after the model was chosen)."
+        )
+    if test is not None:
+        return (
+            f"Held-out test accuracy {test:.3f} under `{protocol}`: artists may be on both sides, so "
+            "expect less on new artists."
+        )
+    return (
+        f"No held-out test: the scores are `{protocol}` cross-validation, where an artist may be on both "
+        "sides, so expect less on new artists."
+    )
+
+
+def _limits(classes: list[str]) -> str:
+    """What a model of these classes cannot know, said on its card rather than discovered by users."""
+    if set(classes) == set(GTZAN_GENRES):
+        return (
+            f"It knows GTZAN's ten genres only ({', '.join(classes)}): any other music (electronic, folk, "
+            "latin, soul, K-pop...) gets the nearest of these ten. GTZAN's clips were gathered around 2000 "
+            "from CDs, radio and microphone recordings, so it has heard music of the 2000s and before; "
+            "newer production styles are guesses. Its probabilities are its own confidence, not checked "
+            "against how often it is right."
+        )
+    return (
+        f"It knows the {len(classes)} classes of its training data only ({', '.join(classes)}): anything "
+        "else gets the nearest of them."
     )
 
 
