@@ -78,8 +78,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         The trained network.
     coefs_ : list of ndarray
         Its Dense layers' kernels, input to output (as in ``MLPClassifier``); ``predict_proba`` uses them.
+        The network's float32 values, held as float64 (see Notes).
     intercepts_ : list of ndarray
-        Its Dense layers' biases.
+        Its Dense layers' biases, float64 likewise.
     classes_ : ndarray of shape (n_classes,)
         Class labels; output unit ``i`` is ``classes_[i]``.
     n_features_in_ : int
@@ -117,6 +118,16 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     NumPy's, TensorFlow's or Keras') is used or changed. ``predict_proba`` runs the forward pass in NumPy
     on the trained weights rather than through ``model.predict`` (tens of milliseconds of set-up per
     call) or even the network itself (~7 ms per call): a served request is often a single row.
+
+    The network trains and stores its weights in float32; ``predict_proba`` computes in float64, on
+    those weights upcast once (exactly) when ``fit`` ends or a pickle loads, and on ``X`` rounded to
+    float32 as the network's input is. The reason is batch invariance: BLAS multiplies a batch with
+    kernels whose blocking, and so summation order, depend on the batch's size and on the CPU. In
+    float32 that moved a row's probabilities between a batch and the row alone by more than the
+    float64 they are returned in promises, and than scikit-learn's ``check_methods_subset_invariance``
+    allows; in float64 they move only at float64 rounding, so a row gets the same probabilities,
+    within float64's precision, whether it is served alone, in a batch or scored in cross-validation.
+    They differ from ``model_``'s own float32 output at float32 rounding.
 
     Examples
     --------
@@ -221,27 +232,31 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             self._train(trainer, (X_train, y_train), validation, seed)
             trainer.store(self.model_)
         dense = [layer.get_weights() for layer in self.model_.layers if layer.__class__.__name__ == "Dense"]
-        self.coefs_ = [kernel for kernel, _ in dense]
-        self.intercepts_ = [bias for _, bias in dense]
+        self._set_weights([kernel for kernel, _ in dense], [bias for _, bias in dense])
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (float64, rows summing to 1), columns in the order of ``classes_``.
 
         The forward pass runs in NumPy on the trained weights (``coefs_``, ``intercepts_``; dropout is
-        off at inference), which is the network ``model_`` computes: calling TensorFlow costs ~7 ms
-        per call, most of a served one-row request, against ~0.1 ms here.
+        off at inference), which is the network ``model_`` computes on ``X`` rounded to its float32
+        input, but in float64 (see Notes): a row's probabilities do not depend, beyond float64 rounding,
+        on the batch it comes in. Calling TensorFlow costs ~7 ms per call, most of a served one-row
+        request, against ~0.1 ms here.
         """
         check_is_fitted(self)
-        hidden = validate_data(self, X, reset=False, dtype=np.float32)
+        # The float32 rounding the network's input layer applies, then float64 from there on.
+        hidden = validate_data(self, X, reset=False, dtype=np.float32).astype(np.float64)
         for kernel, bias in zip(self.coefs_[:-1], self.intercepts_[:-1], strict=True):
             hidden = hidden @ kernel  # bias and ReLU in place: a 1000-row batch allocates 3x less
             hidden += bias
             np.maximum(hidden, 0.0, out=hidden)
-        logits = (hidden @ self.coefs_[-1] + self.intercepts_[-1]).astype(np.float64)
+        logits = hidden @ self.coefs_[-1]
+        logits += self.intercepts_[-1]
         logits -= logits.max(axis=1, keepdims=True)
-        proba = np.exp(logits)
-        return proba / proba.sum(axis=1, keepdims=True)
+        proba = np.exp(logits, out=logits)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return proba
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row."""
@@ -249,11 +264,22 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(proba, axis=1)]
 
     def __getstate__(self) -> dict[str, Any]:
-        """The state to pickle, with the network as Keras' pickle of it (bytes), left as is when unused."""
-        state = super().__getstate__()
+        """The state to pickle, with the network as Keras' pickle of it (bytes), left as is when unused,
+        and the weights in the network's float32: ``coefs_`` and ``intercepts_`` hold float32 values, so
+        the cast is exact and a pickle has the size and layout of earlier versions' (which load too)."""
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the live __dict__
         if "model_" in state:
             state["_pickled_model"] = pickle.dumps(state.pop("model_"))
+        for name in ("coefs_", "intercepts_"):
+            if name in state:
+                state[name] = [weights.astype(np.float32) for weights in state[name]]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled classifier, its float32 weights held in float64 for ``predict_proba``."""
+        super().__setstate__(state)
+        if "coefs_" in state:
+            self._set_weights(state["coefs_"], state["intercepts_"])
 
     def __getattr__(self, name: str) -> Any:
         """``model_`` after unpickling: the network, unpickled now (importing TensorFlow), then kept."""
@@ -264,6 +290,12 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = pickle.loads(pickled)
         del self._pickled_model
         return self.model_
+
+    def _set_weights(self, kernels: list[np.ndarray], biases: list[np.ndarray]) -> None:
+        """Keep the network's float32 weights as ``coefs_`` and ``intercepts_`` in float64 (an exact cast,
+        done once per fit or load) so ``predict_proba`` computes in float64 without converting them."""
+        self.coefs_ = [np.asarray(kernel, dtype=np.float64) for kernel in kernels]
+        self.intercepts_ = [np.asarray(bias, dtype=np.float64) for bias in biases]
 
     def _split(
         self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: int

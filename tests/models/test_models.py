@@ -1,4 +1,4 @@
-# ruff: noqa: N806 - X is scikit-learn's name for the feature matrix
+# ruff: noqa: N803, N806 - X is scikit-learn's name for the feature matrix
 """genre.models: scikit-learn's estimator checks, the four pipelines, determinism, errors, early stopping.
 
 Networks here are tiny (one hidden layer of a few units, a few epochs), so the file runs in a couple of
@@ -370,15 +370,87 @@ def test_single_class_and_unsplittable_validation_are_clear_errors() -> None:
     assert KerasMLPClassifier(epochs=1, validation_fraction=None).fit(X, y).stopped_epoch_ == 1
 
 
+def _forward_error_bound(clf: KerasMLPClassifier, X: np.ndarray, dtype: type) -> np.ndarray:
+    """How far each of ``clf``'s probabilities can be from exact arithmetic on its weights, when every
+    sum of the forward pass runs in ``dtype`` in any order (BLAS's blocking, the CPU's kernels) on X
+    rounded to float32 (the network's input, the same on every path).
+
+    A sum of n terms in any order, with or without FMA, is within n*u*sum(|terms|) of exact (u = eps/2;
+    n*u is far below 1 here, so Higham's gamma_n = n*u/(1-n*u) is n*u to a part in 1e9); per Dense layer
+    the bias is the (n+1)th term. The error a layer's input already has is carried, in the 2-norm, by the
+    kernel's spectral norm, and ReLU is 1-Lipschitz, so a row's logits are off by at most the sum over
+    layers of each layer's rounding times the spectral norms after it. Softmax: shifting the logits by
+    their maximum rounds each by u*|shifted|; a logit error of at most d moves p_i by at most
+    p_i*expm1(2d); exp, the sum of n_classes terms and the division add (n_classes + 4)*u relative (exp
+    within 2 ulp, as NumPy's and Eigen's are).
+    """
+    u = np.finfo(dtype).eps / 2
+    hidden = X.astype(np.float32).astype(np.float64)
+    error = np.zeros(len(hidden))  # per row: the 2-norm of the error in the layer's input
+    for layer, (kernel, bias) in enumerate(zip(clf.coefs_, clf.intercepts_, strict=True)):
+        terms = np.abs(hidden) @ np.abs(kernel) + np.abs(bias)
+        rounding = (kernel.shape[0] + 1) * u * np.linalg.norm(terms, axis=1)
+        error = np.linalg.norm(kernel, 2) * error + rounding
+        logits = hidden @ kernel + bias
+        hidden = np.maximum(logits, 0.0) if layer < len(clf.coefs_) - 1 else logits
+    shifted = logits.max(axis=1, keepdims=True) - logits
+    logit_error = error[:, None] + u * shifted.max(axis=1, keepdims=True)
+    proba = np.exp(-shifted) / np.exp(-shifted).sum(axis=1, keepdims=True)
+    return proba * (np.expm1(2 * logit_error) + (logits.shape[1] + 4) * u)
+
+
 def test_numpy_forward_pass_is_the_networks() -> None:
     """predict_proba runs on coefs_/intercepts_ in NumPy; it must be what the Keras network computes."""
     import keras
 
     X, y = make_classification(n_samples=120, n_features=12, n_informative=6, n_classes=3, random_state=1)
-    clf = KerasMLPClassifier(hidden_layers=3, units=16, dropout=0.3, epochs=5, random_state=0).fit(X, y)
+    # A learning rate that moves the biases far from their zero start, so a forgotten one shows.
+    params = {"hidden_layers": 3, "units": 16, "dropout": 0.3, "epochs": 5, "learning_rate": 1e-2}
+    clf = KerasMLPClassifier(**params, random_state=0).fit(X, y)
     network = keras.ops.convert_to_numpy(clf.model_(X.astype(np.float32), training=False))
-    np.testing.assert_allclose(clf.predict_proba(X), network, rtol=1e-5, atol=1e-6)
+    # Keras sums in float32 (TensorFlow's CPU kernels, in whatever order they block), predict_proba in
+    # float64: each is within its dtype's forward-error bound of the exact network, whatever the CPU.
+    tolerance = _forward_error_bound(clf, X, np.float32) + _forward_error_bound(clf, X, np.float64)
+    assert np.all(np.abs(clf.predict_proba(X) - network) <= tolerance)
     assert [w.shape for w in clf.coefs_] == [(12, 16), (16, 16), (16, 16), (16, 3)]
+
+
+def test_a_rows_probabilities_do_not_depend_on_its_batch_on_any_cpu() -> None:
+    """The default network's shape (57 inputs, 5 x Dense(300), 10 classes): a row alone, in a small
+    batch and in the whole batch goes through GEMM kernels that block differently, so the sums run in
+    different orders. In float64 the two results are each within the forward-error bound of exact
+    arithmetic, and that bound, which holds for any order (any CPU, any OpenBLAS kernel), is inside
+    scikit-learn's tolerance for float64 output (check_methods_subset_invariance: rtol=1e-7,
+    atol=1e-7); float32 sums, as predict_proba ran before, did not stay inside it on AVX-512 Haswell
+    kernels."""
+    X, y = make_classification(n_samples=300, n_features=57, n_informative=20, n_classes=10, random_state=0)
+    clf = KerasMLPClassifier(epochs=1, validation_fraction=None, random_state=0).fit(X, y)
+    assert [w.shape for w in clf.coefs_] == [(57, 300), *[(300, 300)] * 4, (300, 10)]
+    whole = clf.predict_proba(X)
+    alone = np.vstack([clf.predict_proba(X[i : i + 1]) for i in range(0, 300, 7)])
+    sevens = np.vstack([clf.predict_proba(X[i : i + 7]) for i in range(0, 300, 7)])[::7]
+    bound = 2 * _forward_error_bound(clf, X[::7], np.float64)  # two paths, each within the bound
+    assert np.all(np.abs(alone - whole[::7]) <= bound)
+    assert np.all(np.abs(sevens - whole[::7]) <= bound)
+    assert np.all(bound <= 1e-7 + 1e-7 * whole[::7])  # scikit-learn's float64 tolerance, on any CPU
+
+
+def test_weights_pickle_in_float32_and_load_in_float64(data) -> None:
+    """The network's weights are float32: pickles keep them so (the size and layout of pickles written
+    before predict_proba computed in float64, which therefore load the same way), and a loaded
+    classifier holds them in float64 again, bit for bit; pickling leaves the live classifier alone."""
+    X, y = data
+    clf = KerasMLPClassifier(**TINY_NN, random_state=0).fit(X, y)
+    assert {w.dtype for w in [*clf.coefs_, *clf.intercepts_]} == {np.dtype(np.float64)}
+    state = clf.__getstate__()
+    assert {w.dtype for w in [*state["coefs_"], *state["intercepts_"]]} == {np.dtype(np.float32)}
+    assert "model_" in clf.__dict__ and clf.coefs_[0].dtype == np.float64  # the state was a copy
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert {w.dtype for w in [*loaded.coefs_, *loaded.intercepts_]} == {np.dtype(np.float64)}
+    for ours, theirs in zip(clf.coefs_ + clf.intercepts_, loaded.coefs_ + loaded.intercepts_, strict=True):
+        assert_array_equal(ours, theirs)
+    # Same weights, same process, same shapes and thread count: the same BLAS calls give the same bits.
+    assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
 def test_log_variances_logs_only_the_variance_columns_by_name() -> None:
