@@ -306,11 +306,10 @@ def numeric_features(
     (``True`` is not a tempo) are all refused. Numeric tables take a fast path: a served batch is
     checked in microseconds.
     """
-    features = table.loc[:, list(columns)]
-    if features.dtypes.map(lambda dtype: getattr(dtype, "kind", "O")).isin(["f", "i", "u"]).all():
-        values = features.to_numpy(dtype=np.float64)
-        given = None
-    else:
+    values = _numeric_columns(table, columns)
+    given = None
+    if values is None:
+        features = table.loc[:, list(columns)]
         given = features.astype(object)
         values = np.column_stack(
             [
@@ -332,6 +331,26 @@ def numeric_features(
         for row, col in zip(rows[:limit], cols[:limit], strict=True)
     ]
     return values, len(rows), first
+
+
+def _numeric_columns(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray | None:
+    """The ``columns`` of ``table`` as float64 when each is named once and of a numeric dtype, else None.
+
+    The fast path of a served request: positions found in a dict of the names rather than by label
+    indexing, which costs about a millisecond for 57 names on pandas' string index (the 1-row request's
+    largest part). A frame of numbers only is converted whole, as one block, then its columns taken.
+    """
+    names = table.columns.to_numpy(dtype=object)
+    where = {name: i for i, name in enumerate(names)}
+    if len(where) != len(names) or any(column not in where for column in columns):
+        return None
+    positions = [where[column] for column in columns]
+    dtypes = table.dtypes.to_numpy()
+    if not all(getattr(dtypes[i], "kind", "O") in "fiu" for i in positions):
+        return None
+    if len(positions) == len(names):
+        return table.to_numpy(dtype=np.float64)[:, positions]
+    return table.iloc[:, positions].to_numpy(dtype=np.float64)
 
 
 def _numbers_only(column: pd.Series) -> pd.Series:

@@ -52,6 +52,7 @@ from genre.data.tables import FEATURE_LIMIT
 from genre.errors import AudioError, RequestError
 from genre.features import check_clip, load_audio_bytes, warm_up
 from genre.features.sets import extract_set_windows
+from genre.serving.compiled import compile_or_none
 from genre.threads import single_threaded
 
 __all__ = [
@@ -185,6 +186,7 @@ class GenreClassifier:
         self.feature_sets = tuple(features) if features is not None else feature_sets_of(estimator)
         self.columns = feature_columns(self.feature_sets)
         self.classes = [str(label) for label in estimator.classes_]
+        self.compiled = compile_or_none(estimator, self.columns)
 
     def warm_up(self) -> float:
         """Run the extractor and the estimator once, so the first request pays no compilation or import.
@@ -201,13 +203,25 @@ class GenreClassifier:
         self.predict_proba(zeros)
         return time.perf_counter() - start
 
-    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
-        """The estimator's ``predict_proba`` of valid feature rows, with its thread pools at one thread.
+    def predict_proba(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Class probabilities of valid feature rows (``columns``, a DataFrame or a float64 array in
+        their order), with the native thread pools at one thread.
 
-        Set here too (about 20 us), not only by ``make_model``'s pipeline, so that any estimator served
-        this way answers with the bits it would give in training, on whichever request thread calls.
+        The compiled model computes them (``compiled``, ``genre.serving.compiled``): scikit-learn's
+        arithmetic without its checks, which a request has passed once already. A model the compiler
+        does not know answers through its own ``predict_proba``. One thread per pool is set here too
+        (about 20 us), so any estimator served this way answers with the bits it would give in
+        training, on whichever request thread calls.
         """
         with single_threaded():
+            if self.compiled is not None:
+                if isinstance(rows, pd.DataFrame):
+                    same = rows.columns.to_numpy(dtype=object).tolist() == self.columns
+                    ordered = rows if same else rows.loc[:, self.columns]
+                    rows = ordered.to_numpy(dtype=np.float64)
+                return self.compiled.predict_proba(rows)
+            if not isinstance(rows, pd.DataFrame):
+                rows = pd.DataFrame(rows, columns=self.columns)
             return self.estimator.predict_proba(rows)
 
     def predict(
@@ -230,15 +244,17 @@ class GenreClassifier:
             raise RequestError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}", subject="params")
         if not isinstance(request, pd.DataFrame):
             raise RequestError(f"expected a table of rows (a DataFrame), got {type(request).__name__}")
+        given = request.columns
         repeated = [
             str(c)
-            for c in request.columns[request.columns.duplicated()].unique()
+            for c in ([] if given.is_unique else given[given.duplicated()].unique())
             if c == AUDIO_COLUMN or c in self.columns
         ]
         if repeated:
             raise RequestError(f"repeated column(s) {_names(repeated)}: send each column once")
-        present = [c for c in self.columns if c in request.columns]
-        if AUDIO_COLUMN in request.columns:
+        names = set(given.to_numpy(dtype=object))  # a set: pandas' string index looks names up slowly
+        present = [c for c in self.columns if c in names]
+        if AUDIO_COLUMN in names:
             if present:
                 raise RequestError(
                     f"send either the feature columns or {AUDIO_COLUMN!r}, not both (got {AUDIO_COLUMN!r} "
@@ -247,7 +263,7 @@ class GenreClassifier:
             self._check_rows(request, limit=None)
             files = [_audio_bytes(value, row) for row, value in enumerate(request[AUDIO_COLUMN])]
             return self.predict_audio(files, timeline=timeline, layout=layout)
-        missing = [c for c in self.columns if c not in request.columns]
+        missing = [c for c in self.columns if c not in names]
         if missing:
             raise RequestError(
                 f"missing feature column(s) {_names(missing)}; send all {len(self.columns)} features "
@@ -380,7 +396,7 @@ class GenreClassifier:
         return answer if layout == "columns" else pd.DataFrame(answer)
 
 
-def _finite_features(request: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+def _finite_features(request: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """The feature ``columns`` as float64 in that order, or a ``RequestError`` quoting the first bad
     cells."""
     values, bad, first = numeric_features(request, columns=columns, limit=_REPORTED)
@@ -392,7 +408,7 @@ def _finite_features(request: pd.DataFrame, columns: Sequence[str]) -> pd.DataFr
             f"{bad} feature value(s) are not finite numbers within ±{FEATURE_LIMIT:g}: "
             f"{'; '.join(cells)}{more}"
         )
-    return pd.DataFrame(values, columns=list(columns))
+    return values
 
 
 def _audio_bytes(value: object, row: int) -> bytes:
