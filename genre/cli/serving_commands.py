@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from genre import settings
-from genre.cli.arguments import whole_number
+from genre.cli.arguments import add_jobs, whole_number
 
 __all__ = ["COMMANDS"]
 
@@ -72,32 +72,70 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _predict_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, AU)")
+    parser.add_argument(
+        "paths", nargs="+", help="audio files, and folders searched recursively (WAV, FLAC, OGG, MP3, AU)"
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--model", help="any MLflow model URI of a registered serving model")
     which.add_argument("--run-id", help="a training run: its logged model, served the same way")
     parser.add_argument("--name", default=settings.MODEL_NAME, help="registered model (default source)")
     parser.add_argument("--alias", default=settings.CHAMPION, help="alias of --name")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="analyse every window of a long song (default: 90 s of windows spread over all of it)",
+    )
+    parser.add_argument("--out", help="also write the answers as a table: FILE.csv or FILE.json")
+    add_jobs(parser)
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from genre.errors import ConfigError
+    from genre.features import scan_audio
     from genre.registry import predict_files
 
-    failed = 0
-    for path, answer in predict_files(
-        args.files, model=args.model, run_id=args.run_id, name=args.name, alias=args.alias
-    ):
-        if isinstance(answer, str):
+    if args.out and not args.out.lower().endswith((".csv", ".json")):
+        raise ConfigError(f"--out {args.out}: write a .csv or a .json file")
+    files, skipped = scan_audio(args.paths)
+    if skipped:
+        print(f"skipped {len(skipped)} file(s) that are not audio (by extension)", file=sys.stderr)
+    answers = predict_files(
+        files, full=args.full, jobs=args.jobs, model=args.model, run_id=args.run_id, name=args.name,
+        alias=args.alias,
+    )  # fmt: skip
+    rows, failed = [], 0
+    # A bar with the time left on a terminal, for more than a few songs; lines go above it.
+    bar = tqdm(answers, total=len(files), unit="song", disable=not sys.stderr.isatty() or len(files) < 4)
+    for answer in bar:
+        rows.append(answer.row())
+        if answer.error is not None:
             failed += 1
-            print(f"{path}: error: {answer}", file=sys.stderr)
+            bar.write(f"{answer.path}: error: {answer.error}", file=sys.stderr)
             continue
-        top = sorted(answer["probabilities"].items(), key=lambda item: -item[1])[:3]
-        print(
-            f"{path}: {answer['genre']}  ("
-            + ", ".join(f"{g} {p:.3f}" for g, p in top)
-            + f"; {answer['windows']} windows)"
+        top = ", ".join(f"{genre} {p:.3f}" for genre, p in answer.top)
+        bar.write(
+            f"{answer.path}: {answer.genre}  ({top}; {answer.agreement:.0%} of {answer.windows} "
+            f"window(s) agree)",
+            file=sys.stdout,
         )
+    if args.out:
+        _write_table(rows, args.out)
     return 3 if failed else 0
+
+
+def _write_table(rows: list[dict[str, object]], out: str) -> None:
+    import pandas as pd
+
+    from genre.registry import ANSWER_COLUMNS
+
+    table = pd.DataFrame(rows, columns=list(ANSWER_COLUMNS))
+    if out.lower().endswith(".json"):
+        table.to_json(out, orient="records", indent=1)
+    else:
+        table.to_csv(out, index=False)
+    print(f"wrote {len(table)} answer(s) to {out}", file=sys.stderr)
 
 
 def _web_parser(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +178,6 @@ COMMANDS: dict[
         _promote_parser,
         _promote,
     ),
-    "predict": ("genre and top-3 probabilities of audio files", _predict_parser, _predict),
+    "predict": ("genres of audio files and folders: top-3 probabilities, windows that agree", _predict_parser, _predict),
     "web": ("the 'discover your sound' web page on the registered model", _web_parser, _web),
 }

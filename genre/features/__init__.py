@@ -7,7 +7,7 @@ in parallel with a cache and a failures report; ``sources`` turns a job's ``data
 """
 
 from genre.features.audio import AUDIO_EXTENSIONS, SILENCE_PEAK, check_clip, load_audio, load_audio_bytes
-from genre.features.extraction import ExtractionResult, extract_paths, find_audio_files
+from genre.features.extraction import ExtractionResult, extract_paths, find_audio_files, scan_audio
 from genre.features.gtzan57 import extract_features, extract_windows, warm_up
 from genre.features.sources import embedded_audio, load_data, resolve_audio_paths
 
@@ -21,6 +21,7 @@ __all__ = [
     "extract_paths",
     "extract_windows",
     "find_audio_files",
+    "scan_audio",
     "load_audio",
     "load_audio_bytes",
     "load_data",

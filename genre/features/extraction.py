@@ -35,6 +35,7 @@ __all__ = [
     "ExtractionResult",
     "find_audio_files",
     "extract_paths",
+    "scan_audio",
 ]
 
 _FAILURE_COLUMNS = ["path", "kind", "message"]
@@ -75,19 +76,30 @@ def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
     Raises ``DataError`` for a path that does not exist, or when nothing with an audio extension is found,
     so that a typo does not produce an empty CSV.
     """
+    return scan_audio(paths)[0]
+
+
+def scan_audio(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """``find_audio_files``, and the files inside the folders that were skipped for not being audio
+    (by extension: cover art, playlists, notes). A file named on its own is always taken.
+
+    Raises ``DataError`` for a path that does not exist, or when nothing with an audio extension is found.
+    """
+    paths = list(paths)
     found: list[Path] = []
+    skipped: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found.extend(
-                p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-            )
+            for p in sorted(path.rglob("*")):
+                if p.is_file():
+                    (found if p.suffix.lower() in AUDIO_EXTENSIONS else skipped).append(p)
         elif path.is_file():
             found.append(path)
         else:
             raise DataError(f"{path}: no such file or folder")
     if not found:
         raise DataError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {', '.join(map(str, paths))}")
-    return found
+    return found, skipped
 
 
 def extract_paths(

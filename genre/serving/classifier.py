@@ -34,11 +34,14 @@ import binascii
 import reprlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from genre import settings
 from genre.data import numeric_features
 from genre.data.schema import (
     FEATURE_SETS,
@@ -49,9 +52,9 @@ from genre.data.schema import (
     feature_columns,
 )
 from genre.data.tables import FEATURE_LIMIT
-from genre.errors import AudioError, RequestError
+from genre.errors import AudioError, GenreError, RequestError
 from genre.features import check_clip, load_audio_bytes, warm_up
-from genre.features.sets import extract_set_windows
+from genre.features.sets import extract_set_windows, spread, window_starts
 from genre.serving.compiled import compile_or_none
 from genre.threads import single_threaded
 
@@ -59,13 +62,17 @@ __all__ = [
     "AUDIO_COLUMN",
     "LAYOUTS",
     "CLIP_WINDOW_SAMPLES",
+    "EXCERPT_SECONDS",
     "MAX_AUDIO_BYTES",
     "MAX_AUDIO_SECONDS",
     "MAX_REQUEST_BYTES",
     "MAX_ROWS",
     "MIN_AUDIO_SECONDS",
     "GenreClassifier",
+    "Windows",
+    "audio_windows",
     "encode_audio",
+    "file_windows",
     "feature_sets_of",
     "windowing",
 ]
@@ -87,6 +94,10 @@ MAX_AUDIO_BYTES = 32 * 2**20
 MAX_REQUEST_BYTES = 256 * 2**20
 #: Length of one audio file. Ten minutes is a long song, about 200 3-s windows, a few seconds of work.
 MAX_AUDIO_SECONDS = 600.0
+#: Seconds of a long file analysed by default: its windows spread evenly from start to end (three 30-s
+#: windows of a clip model, thirty 3-s windows of a window model), so a song's cost does not grow with its
+#: length. ``full`` analyses every window.
+EXCERPT_SECONDS = 90.0
 #: The shortest audio file answered: one 3-s window (Kaggle's rows, and one musicnn patch). A file
 #: between this and a model's longer window is scored over what it has (``partial``).
 MIN_AUDIO_SAMPLES = WINDOW_SAMPLES
@@ -124,6 +135,64 @@ def windowing(windowed: bool) -> dict[str, int]:
 def encode_audio(data: bytes) -> str:
     """An audio file's bytes as the ``audio`` column expects them in JSON: standard base64, one line."""
     return base64.b64encode(data).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Windows:
+    """One audio file cut for a model: the feature rows of its windows, the samples a window spans (the
+    model's window, or the whole file when it is shorter: one partial window), where each starts, and the
+    file's length in seconds."""
+
+    rows: list[dict[str, float]]
+    span: int
+    starts: list[int]
+    seconds: float
+
+
+def audio_windows(
+    data: bytes,
+    name: str,
+    *,
+    sets: Sequence[str],
+    window_samples: int,
+    window_step: int,
+    full: bool = False,
+    threads: int = 1,
+) -> Windows:
+    """Decode one audio file (bytes, in memory) and compute the feature sets ``sets`` of its windows.
+
+    Unless ``full``, at most ``EXCERPT_SECONDS`` worth of windows, spread evenly from the file's start to
+    its end. A plain function of its arguments, so batch jobs run it in worker processes and answer in
+    one; ``threads`` computes windows side by side (the same bits as one by one: ``extract_set_windows``).
+
+    Raises
+    ------
+    RequestError
+        The file is not audio, too long, too short for a window, or silent (named by ``name``).
+    """
+    try:
+        y = load_audio_bytes(data, sr=SAMPLE_RATE, name=name, max_seconds=MAX_AUDIO_SECONDS)
+        check_clip(y, min_samples=min(window_samples, MIN_AUDIO_SAMPLES), name=name)
+    except AudioError as exc:
+        raise RequestError(exc.detail, kind=exc.kind, subject=exc.subject) from None
+    span = min(len(y), window_samples)
+    limit = None if full else max(1, round(EXCERPT_SECONDS * SAMPLE_RATE / window_samples))
+    starts = spread(window_starts(len(y), window=span, step=window_step), limit)
+    rows = extract_set_windows(y, sets=sets, sr=SAMPLE_RATE, window=span, starts=starts, threads=threads)
+    return Windows(rows, span, starts, len(y) / SAMPLE_RATE)
+
+
+def file_windows(path: str, **options: Any) -> Windows | str:
+    """``audio_windows`` of the file at ``path``, or what is wrong with it, as text: batch jobs call it in
+    worker processes, where one bad file must come back as an answer, not as an exception."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return f"cannot read the file ({exc.strerror})"
+    try:
+        return audio_windows(data, path, **options)
+    except GenreError as exc:
+        return exc.detail
 
 
 class GenreClassifier:
@@ -279,15 +348,14 @@ class GenreClassifier:
         names: Sequence[str] | None = None,
         timeline: bool = False,
         layout: str = "records",
+        full: bool = False,
     ) -> pd.DataFrame | dict[str, Any]:
         """``predict`` for audio files given as bytes; ``names`` label them in errors (default ``row <i>``).
 
-        Each file is cut into the model's windows and its windows' probabilities are averaged: the
-        track-level prediction that ``cv_track_accuracy`` scores. A model of musicnn's features also
-        names each file's ``TOP_TAGS`` strongest musicnn tags, averaged over its windows. A file shorter
-        than the model's window (a 29.5-s store preview for a model of 30-s clips) but at least
-        ``MIN_AUDIO_SECONDS`` long is scored as one window over all it has, and its answer says so
-        (``partial``): its features summarise less time than the model was trained on.
+        Each file is cut into the model's windows (``audio_windows``: a long file is analysed in at most
+        ``EXCERPT_SECONDS`` of windows spread over all of it, every window with ``full``) and the
+        windows' probabilities are averaged: the track-level prediction that ``cv_track_accuracy``
+        scores. See ``answer_windows`` for the answer.
         """
         names = [f"row {i}" for i in range(len(files))] if names is None else list(names)
         total = sum(len(data) for data in files)
@@ -297,49 +365,58 @@ class GenreClassifier:
                 f"limit is {MAX_AUDIO_BYTES / 2**20:g} MiB",
                 kind="too_large",
             )
-        rows: list[dict[str, float]] = []
-        windows, spans = [], []
-        for data, name in zip(files, names, strict=True):
-            found, span = self._windows(data, name)
-            rows.extend(found)
-            windows.append(len(found))
-            spans.append(span)
-        counts = np.array(windows)
+        threads = settings.default_jobs()  # a long song alone on the server uses both cores
+        found = [
+            audio_windows(data, name, full=full, threads=threads, **self.window_options)
+            for data, name in zip(files, names, strict=True)
+        ]
+        return self.answer_windows(found, timeline=timeline, layout=layout)
+
+    @property
+    def window_options(self) -> dict[str, Any]:
+        """How ``audio_windows`` cuts audio for this model."""
+        return {
+            "sets": self.feature_sets,
+            "window_samples": self.window_samples,
+            "window_step": self.window_step,
+        }
+
+    def answer_windows(
+        self, found: Sequence[Windows], *, timeline: bool = False, layout: str = "records"
+    ) -> pd.DataFrame | dict[str, Any]:
+        """The answer for files already cut into windows (``audio_windows``, possibly in other processes).
+
+        ``agreement`` is the share of a file's windows whose own top genre is the file's. A model of
+        musicnn's features also names each file's ``TOP_TAGS`` strongest musicnn tags, averaged over its
+        windows. A file shorter than the model's window (a 29.5-s store preview for a model of 30-s
+        clips) but at least ``MIN_AUDIO_SECONDS`` long is scored as one window over all it has, and its
+        answer says so (``partial``): its features summarise less time than the model was trained on.
+        """
+        counts = np.array([len(windows.rows) for windows in found])
         starts = np.cumsum(counts) - counts
-        features = pd.DataFrame(rows, columns=self.columns)
+        features = pd.DataFrame([row for windows in found for row in windows.rows], columns=self.columns)
         per_window = self.predict_proba(features)
         proba = np.add.reduceat(per_window, starts, axis=0) / counts[:, None]
+        agree = np.add.reduceat(
+            (per_window.argmax(axis=1) == np.repeat(proba.argmax(axis=1), counts)).astype(float), starts
+        )
         tags = self._tags(features, starts, counts) if "musicnn" in self.feature_sets else None
         timelines = (
             [
-                self._timeline(per_window[start : start + count], span)
-                for start, count, span in zip(starts, counts, spans, strict=True)
+                self._timeline(per_window[start : start + count], windows)
+                for start, count, windows in zip(starts, counts, found, strict=True)
             ]
             if timeline
             else None
         )
-        partial = [span < self.window_samples for span in spans]
-        return self._answer(proba, counts, timelines, tags, partial, layout=layout)
+        partial = [windows.span < self.window_samples for windows in found]
+        return self._answer(proba, counts, timelines, tags, partial, agree / counts, layout=layout)
 
     def _check_rows(self, request: pd.DataFrame, *, limit: int | None) -> None:
         if len(request) == 0:
             raise RequestError("empty batch: the request holds no rows")
         if limit is not None and len(request) > limit:
             raise RequestError(f"too many rows: {len(request)} in one request, the limit is {limit}")
-
-    def _windows(self, data: bytes, name: str) -> tuple[list[dict[str, float]], int]:
-        """The feature rows of one file's windows, and the samples one window spans: the model's
-        window, or the whole file when it is shorter than that (one partial window)."""
-        try:
-            y = load_audio_bytes(data, sr=SAMPLE_RATE, name=name, max_seconds=MAX_AUDIO_SECONDS)
-            check_clip(y, min_samples=min(self.window_samples, MIN_AUDIO_SAMPLES), name=name)
-        except AudioError as exc:
-            raise RequestError(exc.detail, kind=exc.kind, subject=exc.subject) from None
-        span = min(len(y), self.window_samples)
-        rows = extract_set_windows(
-            y, sets=self.feature_sets, sr=SAMPLE_RATE, window=span, step=self.window_step
-        )
-        return rows, span
 
     def _tags(self, features: pd.DataFrame, starts: np.ndarray, counts: np.ndarray) -> list[dict[str, float]]:
         """Each file's strongest musicnn tags (as musicnn spells them) with their mean probability."""
@@ -351,17 +428,16 @@ class GenreClassifier:
             for row, order in zip(per_file, strongest, strict=True)
         ]
 
-    def _timeline(self, proba: np.ndarray, span: int) -> list[dict[str, Any]]:
-        """One entry per window of a file (``span`` samples each): its start and end in seconds and its
-        probabilities."""
-        length = span / SAMPLE_RATE
+    def _timeline(self, proba: np.ndarray, windows: Windows) -> list[dict[str, Any]]:
+        """One entry per window of a file: its start and end in seconds and its probabilities."""
+        length = windows.span / SAMPLE_RATE
         return [
             {
-                "start_s": k * self.window_step / SAMPLE_RATE,
-                "end_s": k * self.window_step / SAMPLE_RATE + length,
+                "start_s": start / SAMPLE_RATE,
+                "end_s": start / SAMPLE_RATE + length,
                 "probabilities": dict(zip(self.classes, row, strict=True)),
             }
-            for k, row in enumerate(proba.tolist())
+            for start, row in zip(windows.starts, proba.tolist(), strict=True)
         ]
 
     def _answer(
@@ -371,6 +447,7 @@ class GenreClassifier:
         timelines: list[list[dict[str, Any]]] | None = None,
         tags: list[dict[str, float]] | None = None,
         partial: list[bool] | None = None,
+        agreement: np.ndarray | None = None,
         *,
         layout: str,
     ) -> pd.DataFrame | dict[str, Any]:
@@ -387,6 +464,8 @@ class GenreClassifier:
             }
         if windows is not None:
             answer["windows"] = windows.astype(np.int64).tolist()
+        if agreement is not None:
+            answer["agreement"] = agreement.tolist()
         if timelines is not None:
             answer["timeline"] = timelines
         if partial is not None:
