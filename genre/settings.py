@@ -66,6 +66,7 @@ PINS: dict[str, str] = {
     "httptools": "httptools==0.9.0",
     "uvloop": "uvloop==0.23.0",
     "mutagen": "mutagen==1.48.1",
+    "av": "av==18.1.0",
 }
 
 
@@ -79,11 +80,11 @@ def requirements(*names: str) -> list[str]:
 MODEL_REQUIREMENTS = requirements(
     "scikit-learn", "tensorflow-cpu", "pandas", "numpy", "joblib", "threadpoolctl"
 )
-#: What the served pyfunc needs on top: MLflow, the audio stack, and the C HTTP parser and event loop
-#: uvicorn (under ``mlflow models serve``) uses when they are installed.
+#: What the served pyfunc needs on top: MLflow, the audio stack (PyAV decodes M4A/AAC), and the C HTTP
+#: parser and event loop uvicorn (under ``mlflow models serve``) uses when they are installed.
 SERVING_REQUIREMENTS = [
     *MODEL_REQUIREMENTS,
-    *requirements("mlflow", "librosa", "soundfile", "scipy", "httptools", "uvloop"),
+    *requirements("mlflow", "librosa", "soundfile", "av", "scipy", "httptools", "uvloop"),
 ]
 
 

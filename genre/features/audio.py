@@ -1,9 +1,13 @@
 """Reading audio: files and in-memory bytes decoded to mono float32, and the rule for a usable clip.
 
-Decoding goes through libsndfile only (WAV, FLAC, OGG/Vorbis, MP3, AU; no ffmpeg): librosa's fallback to
+Decoding goes through libsndfile (WAV, FLAC, OGG/Vorbis, MP3, AU; no ffmpeg): librosa's fallback to
 audioread is never taken, because it turns a bad file into a slow, warning-laden failure (or a hang on
-some backends) instead of an error naming the file. Every failure is an ``AudioError`` whose ``code``
-says what went wrong, so batch reports, the served model and the web page need not read messages.
+some backends) instead of an error naming the file. What libsndfile refuses is tried with PyAV, whose
+wheel carries FFmpeg's decoders, but only for M4A/MP4 and ADTS AAC, recognised by their first bytes and
+opened as that format alone: FFmpeg's own format guessing would also open playlists and other formats
+that read further files or URLs named inside the bytes, which a served model must never do. Every
+failure is an ``AudioError`` whose ``code`` says what went wrong, so batch reports, the served model and
+the web page need not read messages.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import librosa
 import numpy as np
@@ -28,8 +33,8 @@ __all__ = [
     "load_audio_bytes",
 ]
 
-#: File types the extractor reads (libsndfile decodes all of them, MP3 included, without ffmpeg).
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3")
+#: File types the extractor reads (libsndfile decodes the first five, MP3 included; PyAV M4A and AAC).
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3", ".m4a", ".aac")
 
 #: A clip whose peak amplitude stays below this (-80 dBFS) is silent: its features would be finite but
 #: meaningless.
@@ -39,7 +44,7 @@ SILENCE_PEAK = 1e-4
 #: recording, and its spectra overflow float32 (from peaks near 1e16).
 MAX_PEAK = 1e6
 
-_READABLE = "WAV, FLAC, OGG/Vorbis, MP3 or AU"
+_READABLE = "WAV, FLAC, OGG/Vorbis, MP3, AU or M4A/AAC"
 #: Samples (frames x channels) decoded per read: memory grows with the audio decoded, never with what a
 #: header claims (its length, its channels).
 _BLOCK_SAMPLES = 2**21
@@ -51,9 +56,8 @@ def load_audio(path: str | os.PathLike[str], *, sr: int = SAMPLE_RATE) -> np.nda
     """Read an audio file as mono float32 at ``sr``, like ``librosa.load(path, sr=sr)``.
 
     Channels are averaged and other sample rates resampled (librosa's ``soxr_hq``), which is what
-    Kaggle's extraction did. Decoding goes through libsndfile only: librosa's fallback to audioread is
-    never taken, because it turns a bad file into a slow, warning-laden failure (or a hang on some
-    backends) instead of an error naming the file.
+    Kaggle's extraction did. Decoding goes through libsndfile, and PyAV for M4A and AAC (see the
+    module's docstring): librosa's fallback to audioread is never taken.
 
     Parameters
     ----------
@@ -70,7 +74,7 @@ def load_audio(path: str | os.PathLike[str], *, sr: int = SAMPLE_RATE) -> np.nda
     ------
     AudioError
         ``kind="empty"`` for a 0-byte file or one that decodes to no samples, ``kind="unreadable"`` for a
-        missing file, one libsndfile cannot decode, or samples that are not numbers (NaN, infinite).
+        missing file, one neither decoder reads, or samples that are not numbers (NaN, infinite).
     """
     path = Path(path)
     try:
@@ -87,12 +91,20 @@ def load_audio(path: str | os.PathLike[str], *, sr: int = SAMPLE_RATE) -> np.nda
             y = _read_mono(audio, name=str(path), max_seconds=None)
             native_sr = audio.samplerate
     except (sf.SoundFileError, OSError) as exc:
-        raise AudioError(
-            f"cannot decode as audio (expected a {_READABLE} file that libsndfile can read; "
-            f"got a {path.suffix or 'suffix-less'} file of {size} bytes)",
-            kind="unreadable",
-            subject=str(path),
-        ) from exc
+        try:
+            with open(path, "rb") as source:
+                decoded = _read_mono_av(source, name=str(path), max_seconds=None)
+        except OSError:
+            decoded = None
+        if decoded is not None:
+            y, native_sr = decoded
+        else:
+            raise AudioError(
+                f"cannot decode as audio (expected a {_READABLE} file that libsndfile can read; "
+                f"got a {path.suffix or 'suffix-less'} file of {size} bytes)",
+                kind="unreadable",
+                subject=str(path),
+            ) from exc
     if y.size == 0:
         raise AudioError("the file decodes to 0 samples", kind="empty", subject=str(path))
     return librosa.resample(y, orig_sr=native_sr, target_sr=sr, res_type="soxr_hq")
@@ -112,7 +124,7 @@ def load_audio_bytes(
     Parameters
     ----------
     data : bytes
-        The whole file: WAV, FLAC, OGG/Vorbis, MP3 or AU.
+        The whole file: WAV, FLAC, OGG/Vorbis, MP3, AU, or M4A/AAC (through PyAV).
     sr : int, default SAMPLE_RATE
         Sample rate of the returned signal.
     name : str, default "audio"
@@ -137,11 +149,14 @@ def load_audio_bytes(
             y = _read_mono(audio, name=name, max_seconds=max_seconds)
             native_sr = audio.samplerate
     except (sf.SoundFileError, OSError, RuntimeError) as exc:
-        raise AudioError(
-            f"{len(data)} bytes that are not audio libsndfile can decode (expected a {_READABLE} file)",
-            kind="unreadable",
-            subject=name,
-        ) from exc
+        decoded = _read_mono_av(io.BytesIO(data), name=name, max_seconds=max_seconds)
+        if decoded is None:
+            raise AudioError(
+                f"{len(data)} bytes that are not audio libsndfile can decode (expected a {_READABLE} file)",
+                kind="unreadable",
+                subject=name,
+            ) from exc
+        y, native_sr = decoded
     if y.size == 0:
         raise AudioError("the audio decodes to 0 samples", kind="empty", subject=name)
     return librosa.resample(y, orig_sr=native_sr, target_sr=sr, res_type="soxr_hq")
@@ -188,6 +203,90 @@ def _read_mono(audio: sf.SoundFile, *, name: str, max_seconds: float | None) -> 
             )
         blocks.append(librosa.to_mono(block.T))
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks or [np.zeros(0, np.float32)])
+
+
+def _container(head: bytes) -> str | None:
+    """The FFmpeg demuxer for a file starting with ``head``: ``mov`` for M4A/MP4 (an ``ftyp`` box
+    first), ``aac`` for ADTS AAC (a sync word with MPEG layer 0); None for anything else."""
+    if head[4:8] == b"ftyp":
+        return "mov"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "aac"
+    return None
+
+
+def _read_mono_av(source: BinaryIO, *, name: str, max_seconds: float | None) -> tuple[np.ndarray, int] | None:
+    """Decode an M4A/MP4 or ADTS AAC file with PyAV to mono float32 at its own rate, as ``_read_mono``
+    does (channels averaged by ``librosa.to_mono``, integer samples scaled as libsndfile scales them);
+    None when the file is neither format, an ``AudioError`` when it is one but cannot be decoded.
+
+    The format is forced (``_container``), never guessed, and MP4 data references to other files stay
+    off (FFmpeg's default), so nothing but ``source`` is read. The length is checked from the header
+    first, and decoding stops one frame past ``max_seconds`` whatever the header says.
+    """
+    fmt = _container(source.read(12))
+    if fmt is None:
+        return None
+    source.seek(0)
+    import av  # imported here: only files libsndfile refuses pay for FFmpeg's libraries
+
+    try:
+        with av.open(source, format=fmt, options={"enable_drefs": "0"}) as container:
+            if not container.streams.audio:
+                raise AudioError(
+                    f"an {fmt.upper()} file with no audio stream", kind="unreadable", subject=name
+                )
+            stream = container.streams.audio[0]
+            rate = stream.codec_context.sample_rate or stream.rate
+            seconds = container.duration / av.time_base if container.duration else None
+            if max_seconds is not None and seconds is not None and seconds > max_seconds:
+                raise AudioError(
+                    f"{seconds:.1f} s of audio is longer than the limit of {max_seconds:g} s",
+                    kind="too_long",
+                    subject=name,
+                )
+            limit = None if max_seconds is None else int(max_seconds * rate)
+            blocks: list[np.ndarray] = []
+            decoded = 0
+            for frame in container.decode(stream):
+                block = _float_channels(frame)
+                decoded += block.shape[1]
+                if limit is not None and decoded > limit:
+                    raise AudioError(
+                        f"more than {max_seconds:g} s of audio (beyond what its header says), longer than "
+                        f"the limit of {max_seconds:g} s",
+                        kind="too_long",
+                        subject=name,
+                    )
+                if not np.isfinite(block).all():
+                    raise AudioError(
+                        "the file holds samples that are not numbers (NaN or infinite)",
+                        kind="unreadable",
+                        subject=name,
+                    )
+                blocks.append(librosa.to_mono(block))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        if isinstance(exc, AudioError):
+            raise
+        raise AudioError(
+            f"an {fmt.upper()} file that FFmpeg cannot decode ({str(exc).splitlines()[0][:120]})",
+            kind="unreadable",
+            subject=name,
+        ) from None
+    return (np.concatenate(blocks) if blocks else np.zeros(0, np.float32)), int(rate)
+
+
+def _float_channels(frame: Any) -> np.ndarray:
+    """A decoded frame as float32 of shape (channels, samples); integer samples over 2^(bits-1), as
+    libsndfile reads PCM as float."""
+    values = frame.to_ndarray()
+    if not frame.format.is_planar:
+        values = values.reshape(-1, len(frame.layout.channels)).T
+    if values.dtype == np.uint8:
+        return (values.astype(np.float32) - 128) / 128
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.float32) / np.float32(2 ** (8 * values.dtype.itemsize - 1))
+    return values.astype(np.float32, copy=False)
 
 
 def check_clip(y: np.ndarray, *, min_samples: int, name: str, sr: int = SAMPLE_RATE) -> None:
