@@ -98,7 +98,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     if args.out and not args.out.lower().endswith((".csv", ".json")):
         raise ConfigError(f"--out {args.out}: write a .csv or a .json file")
-    files, skipped = scan_audio(args.paths)
+    files, skipped = scan_audio(args.paths, missing_ok=True)
     if skipped:
         print(f"skipped {len(skipped)} file(s) that are not audio (by extension)", file=sys.stderr)
     answers = predict_files(
@@ -178,6 +178,6 @@ COMMANDS: dict[
         _promote_parser,
         _promote,
     ),
-    "predict": ("genres of audio files and folders: top-3 probabilities, windows that agree", _predict_parser, _predict),
+    "predict": ("genres of audio files and folders, with top-3 probabilities", _predict_parser, _predict),
     "web": ("the 'discover your sound' web page on the registered model", _web_parser, _web),
 }

@@ -79,11 +79,13 @@ def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
     return scan_audio(paths)[0]
 
 
-def scan_audio(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+def scan_audio(paths: Iterable[str | Path], *, missing_ok: bool = False) -> tuple[list[Path], list[Path]]:
     """``find_audio_files``, and the files inside the folders that were skipped for not being audio
-    (by extension: cover art, playlists, notes). A file named on its own is always taken.
+    (by extension: cover art, playlists, notes). A file named on its own is always taken, and with
+    ``missing_ok`` so is a path that does not exist (its reader reports it beside the other answers).
 
-    Raises ``DataError`` for a path that does not exist, or when nothing with an audio extension is found.
+    Raises ``DataError`` for a path that does not exist (unless ``missing_ok``), or when nothing with an
+    audio extension is found.
     """
     paths = list(paths)
     found: list[Path] = []
@@ -93,7 +95,7 @@ def scan_audio(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
             for p in sorted(path.rglob("*")):
                 if p.is_file():
                     (found if p.suffix.lower() in AUDIO_EXTENSIONS else skipped).append(p)
-        elif path.is_file():
+        elif path.is_file() or missing_ok:
             found.append(path)
         else:
             raise DataError(f"{path}: no such file or folder")

@@ -33,9 +33,17 @@ from genre.data.schema import FEATURE_COLUMNS, SAMPLE_RATE
 from genre.data.synthesis import synthesize_clip
 from genre.errors import RequestError
 from genre.features import load_data
+from genre.features.sets import spread
 from genre.models import make_model
-from genre.registry import register
-from genre.serving import MAX_AUDIO_BYTES, MAX_ROWS, GenreClassifier, encode_audio, windowing
+from genre.registry import ANSWER_COLUMNS, register
+from genre.serving import (
+    EXCERPT_SECONDS,
+    MAX_AUDIO_BYTES,
+    MAX_ROWS,
+    GenreClassifier,
+    encode_audio,
+    windowing,
+)
 from genre.training import train_run
 from tests.conftest import GTZAN_30, GTZAN_AUDIO, require, use_store, with_libsvm
 
@@ -282,26 +290,46 @@ def test_bad_requests_get_400_naming_the_problem_and_the_server_carries_on(serve
     assert good == 200
 
 
-def test_predict_command_prints_top_3_and_fails_on_unreadable_files(server, store, tmp_path):
-    song, _ = _song()
-    (tmp_path / "song.wav").write_bytes(song)
-    (tmp_path / "notes.txt").write_text("not audio")
+def test_predict_command_answers_files_and_folders_and_names_what_it_cannot_read(store, in_process, tmp_path):
+    song, windows = _song()
+    library = tmp_path / "library"
+    (library / "album").mkdir(parents=True)
+    (library / "album" / "song.wav").write_bytes(song)
+    (library / "album" / "cover.jpg").write_bytes(b"\xff\xd8 not audio, skipped by its extension")
+    (library / "notes.txt").write_text("not audio")
+    (library / "album" / "broken.mp3").write_bytes(b"ID3 but nothing after it")
+    missing = str(tmp_path / "missing.flac")
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri}
-    files = [str(tmp_path / name) for name in ("song.wav", "notes.txt", "missing.flac")]
-    done = subprocess.run(
-        [shutil.which("genre", path=str(BIN)), "predict", *files],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 3, done.stderr
+    out = {suffix: tmp_path / f"answers.{suffix}" for suffix in ("csv", "json")}
+    runs = [
+        subprocess.run(
+            [shutil.which("genre", path=str(BIN)), "predict", str(library), missing, "--out", str(path)],
+            capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        for path in out.values()
+    ]
+    done = runs[0]
+    assert [run.returncode for run in runs] == [3, 3], done.stderr
+    assert "skipped 2 file(s) that are not audio" in done.stderr
     (line,) = done.stdout.splitlines()
-    assert line.startswith(f"{files[0]}: ") and line.count(", ") == 2 and "windows)" in line
-    assert f"{files[1]}: error: " in done.stderr and "not audio" in done.stderr
-    assert f"{files[2]}: error: cannot read the file (No such file or directory)" in done.stderr
+    genre = in_process.unwrap_python_model().classifier.predict_audio([song])
+    assert line.startswith(f"{library / 'album' / 'song.wav'}: {genre['genre'][0]}  (")
+    assert line.count(", ") == 2 and f"of {windows} window(s) agree)" in line
+    assert f"{library / 'album' / 'broken.mp3'}: error: " in done.stderr and "not audio" in done.stderr
+    assert f"{missing}: error: cannot read the file (No such file or directory)" in done.stderr
     assert "Traceback" not in done.stderr
+    table = pd.read_csv(out["csv"])
+    assert table.columns.tolist() == list(ANSWER_COLUMNS)
+    album = library / "album"
+    assert table["path"].tolist() == [str(album / "broken.mp3"), str(album / "song.wav"), missing]
+    answered = table.iloc[1]
+    assert answered["genre"] == genre["genre"][0] and answered["windows"] == windows
+    top = sorted(genre["probabilities"][0].values(), reverse=True)[:3]
+    probabilities = answered[["probability", "second_probability", "third_probability"]].tolist()
+    assert probabilities == pytest.approx(top, abs=5e-5)  # the table rounds to 4 decimals
+    assert answered["agreement"] == pytest.approx(genre["agreement"][0], abs=5e-5)  # idem
+    assert table["error"].isna().tolist() == [False, True, False]
+    assert pd.read_json(out["json"]).fillna(-1).equals(table.fillna(-1))  # the same table, as JSON
 
 
 # --- GenreClassifier in-process: the rules, without a server ----------------------------------------
@@ -348,6 +376,33 @@ def test_song_probabilities_are_the_mean_of_its_windows(knn):
     expected = knn.estimator.predict_proba(windows).mean(axis=0)
     assert answer["windows"].tolist() == [2]
     np.testing.assert_allclose(list(answer["probabilities"][0].values()), expected)
+
+
+def test_long_songs_are_analysed_in_excerpts_spread_over_all_of_them(knn):
+    """A 2-min song holds 40 3-s windows; by default 90 s of them (30) are analysed, evenly spread from
+    the first window to the last, and ``full`` analyses all. The agreement is the share of analysed
+    windows whose own top genre is the song's."""
+    y = synthesize_clip("drone", rng=np.random.default_rng(3), n_samples=120 * SAMPLE_RATE, sr=SAMPLE_RATE)
+    y[60 * SAMPLE_RATE :] = synthesize_clip(
+        "breakbeat", rng=np.random.default_rng(4), n_samples=60 * SAMPLE_RATE, sr=SAMPLE_RATE
+    )
+    excerpt = knn.predict_audio([_wav(y)], timeline=True)
+    full = knn.predict_audio([_wav(y)], timeline=True, full=True)
+    assert EXCERPT_SECONDS == 90.0
+    assert excerpt["windows"].tolist() == [30] and full["windows"].tolist() == [40]
+    starts = [window["start_s"] for window in excerpt["timeline"][0]]
+    assert starts[0] == 0.0 and starts[-1] == full["timeline"][0][-1]["start_s"]  # the whole song
+    assert set(starts) <= {window["start_s"] for window in full["timeline"][0]}
+    for answer in (excerpt, full):
+        per_window = [max(w["probabilities"], key=w["probabilities"].get) for w in answer["timeline"][0]]
+        share = np.mean([genre == answer["genre"][0] for genre in per_window])
+        assert answer["agreement"][0] == share and 0 < share < 1  # two halves, two kinds of sound
+
+
+def test_spread_keeps_the_ends_and_is_even():
+    assert spread(range(10), None) == list(range(10)) and spread(range(3), 5) == [0, 1, 2]
+    assert spread(range(0, 100, 10), 4) == [0, 30, 60, 90]
+    assert spread(range(9), 1) == [4]  # one excerpt: the middle, not the intro
 
 
 def test_the_estimator_runs_with_one_thread_per_pool_and_the_pools_are_restored(knn):
