@@ -365,6 +365,7 @@ def _page_answer(row: dict[str, Any], label: str) -> dict[str, Any]:
         "genre": row["genre"],
         "probabilities": row["probabilities"],
         "windows": None if row.get("windows") is None else int(row["windows"]),
+        "agreement": None if row.get("agreement") is None else float(row["agreement"]),
         "window_seconds": timeline[0]["end_s"] - timeline[0]["start_s"] if timeline else None,
         "timeline": timeline,
         "tags": row.get("tags") or None,

@@ -77,9 +77,12 @@ function render(answer, seconds) {
       ? `The song (${answer.window_seconds.toFixed(1)} s) is shorter than the model's window: scored over all of it.`
       : answer.timeline.length === 1
       ? `One ${answer.window_seconds.toFixed(1)}-s window: the song is shorter than two windows.`
-      : `${answer.timeline.length} windows of ${answer.window_seconds.toFixed(1)} s; each column shows ` +
-        "that window's probabilities, the song's answer is their mean.";
-    drawTimeline($("timeline"), answer.timeline, classes, answer.window_seconds);
+      : `${answer.timeline.length} windows of ${answer.window_seconds.toFixed(1)} s` +
+        (answer.timeline.length > 1 && answer.timeline[1].start_s - answer.timeline[0].end_s > 1
+          ? " spread over the song" : "") +
+        "; each column shows that window's probabilities, the song's answer is their mean" +
+        (answer.agreement == null ? "." : ` (${Math.round(100 * answer.agreement)} % of them agree).`);
+    drawTimeline($("timeline"), answer.timeline, classes);
     drawLegend($("legend"), classes);
   } else {
     box.hidden = true;
@@ -88,10 +91,12 @@ function render(answer, seconds) {
   $("result").hidden = false;
 }
 
-// Horizontal bars, most likely first; SVG in a viewBox so it scales to any width.
+// Horizontal bars, most likely first; SVG in a viewBox so it scales to any width. The label column is
+// as wide as the longest genre name (7.5 units a character at 12 px, bold included), so no name is cut.
 function drawBars(target, probabilities, classes, winner) {
   const entries = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
-  const row = 26, label = 92, width = 360, value = 48;
+  const longest = Math.max(...entries.map(([genre]) => genre.length));
+  const row = 26, label = Math.max(92, Math.ceil(7.5 * longest) + 12), value = 48, width = label + 220 + value;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${row * entries.length}`, role: "img",
     "aria-label": "probability of each genre", class: "bars" });
   entries.forEach(([genre, p], i) => {
@@ -111,7 +116,9 @@ function drawBars(target, probabilities, classes, winner) {
 }
 
 // One stacked column per window: the timeline of a long song.
-function drawTimeline(target, timeline, classes, windowSeconds) {
+// Columns are the analysed windows in time order (a long song: excerpts spread over all of it), so the
+// ticks name the start of the window under them, and the last one the end of the last window.
+function drawTimeline(target, timeline, classes) {
   const height = 120, axis = 18, width = 360;
   const step = width / timeline.length;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height + axis}`, role: "img",
@@ -133,7 +140,8 @@ function drawTimeline(target, timeline, classes, windowSeconds) {
   const ticks = Math.min(timeline.length, 6);
   for (let t = 0; t <= ticks; t++) {
     const x = Math.min(width - 1, (t / ticks) * width);
-    const secs = (t / ticks) * timeline.length * windowSeconds;
+    const i = Math.min(timeline.length - 1, Math.floor((t / ticks) * timeline.length));
+    const secs = t === ticks ? timeline[timeline.length - 1].end_s : timeline[i].start_s;
     chart.appendChild(svg("text", { x, y: height + 14, "text-anchor": t === 0 ? "start" : t === ticks ? "end" : "middle",
       class: "tick" }, `${Math.round(secs)} s`));
   }
