@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from genre.data import load_csv
-from genre.data.schema import SAMPLE_RATE
+from genre.data.schema import GTZAN_GENRES, SAMPLE_RATE
 from genre.jobs.extract import extract_job
 from genre.jobs.train import main_job
 
@@ -54,9 +54,9 @@ def test_extract_job_writes_csv_failures_and_logs_a_run(tracking, small_library,
     assert load_csv(out).labels == ["high", "low"]
 
 
-def test_main_job_on_the_embedded_default(tracking):
-    """The README's main command, on two fast models and three folds (the full run is a benchmark)."""
-    table = main_job(models=("knn", "svm"), protocols=("grouped", "seed"), n_splits=3)
+def test_main_job_on_the_embedded_set(tracking):
+    """The main job on the synthetic audio set, two fast models and three folds."""
+    table = main_job("embedded", models=("knn", "svm"), protocols=("grouped", "seed"), n_splits=3)
     assert list(table["protocol"]) == ["grouped", "grouped", "seed (leaky)", "seed (leaky)"]
     assert table["cv_accuracy"].between(0.5, 1.0).all()
     runs = mlflow.search_runs(experiment_names=["genre"])
@@ -88,7 +88,43 @@ def test_main_job_picks_the_protocols_the_data_allows_and_says_why(tracking, cap
     """On the embedded set (not GTZAN) ``auto`` is grouped and seed, and the console says why."""
     from genre.progress import Progress
 
-    table = main_job(models=("knn",), n_splits=2, progress=Progress())
+    table = main_job("embedded", models=("knn",), n_splits=2, progress=Progress())
     assert list(table["protocol"]) == ["grouped", "seed (leaky)"]
     assert list(table["features"]) == ["gtzan57", "gtzan57"]
     assert "no filtered protocol" in capsys.readouterr().err
+
+
+def test_the_default_main_job_trains_on_real_music_and_leaves_a_champion_once(tracking, capsys):
+    """With no data given: musicnn's taggrams of GTZAN shipped in the package, whole clips, under filtered
+    and grouped; the first job registers its best filtered model by CV (never by the test) as champion and
+    says what to do next; a later job leaves that champion alone and says how to move it."""
+    from genre.progress import Progress
+    from genre.registry import load_classifier
+
+    table = main_job(models=("knn", "svm"), n_splits=2, champion=True, progress=Progress())
+    assert list(table["protocol"]) == ["filtered", "filtered", "grouped", "grouped"]
+    assert list(table.columns[:4]) == ["model", "features", "protocol", "test_accuracy"]
+    assert set(table["features"]) == {"musicnn"}
+    parent = mlflow.search_runs(experiment_names=["genre"], filter_string="tags.mlflow.runName = 'main'")
+    assert parent["params.data.name"].tolist() == ["gtzan-musicnn"]
+    assert parent["params.data.windowed"].tolist() == ["False"]
+    assert parent["params.data.tracks"].tolist() == ["733"]
+    filtered = table[table["protocol"] == "filtered"].reset_index(drop=True)
+    chosen = filtered.loc[filtered["cv_accuracy"].idxmax()]
+    notes = capsys.readouterr().err
+    label = f"{chosen['model']} on musicnn (run {chosen['run_id']})"
+    assert f"champion: genre-classifier version 1 is {label}" in notes
+    assert f"{chosen['test_accuracy']:.3f} (looked at after the choice)" in notes
+    next_commands = ("genre predict", "genre web", "mlflow models serve -m models:/")
+    assert all(command in notes for command in next_commands)
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("genre-classifier", "champion")
+    assert version.run_id != chosen["run_id"] and version.tags["genre.source_run_id"] == chosen["run_id"]
+    assert "Accuracy on artists it never heard" in version.description
+    assert "GTZAN's ten genres only" in version.description
+    assert load_classifier().classes == list(GTZAN_GENRES)
+
+    main_job(models=("knn", "svm"), n_splits=2, champion=True, progress=Progress())  # reused: no new version
+    notes = capsys.readouterr().err
+    assert "genre-classifier@champion is version 1 and stays so" in notes and "genre promote" in notes
+    assert [str(v.version) for v in client.search_model_versions("name = 'genre-classifier'")] == ["1"]
