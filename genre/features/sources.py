@@ -17,7 +17,6 @@ from pathlib import Path
 
 from genre import settings
 from genre.data import EMBEDDED, GTZAN_MUSICNN, SHIPPED_TAGGRAMS, Dataset, from_frame, load_csv
-from genre.data.synthetic import generate_dataset
 from genre.data.taggrams import join_tables, read_taggrams
 from genre.errors import DataError
 from genre.features.extraction import extract_paths
@@ -112,6 +111,9 @@ def _load_one(
 
 def embedded_audio(seed: int = 0) -> Path:
     """The embedded audio set for ``seed``, generated into the cache on first use (a no-op after)."""
+    # Imported here: the synthesiser loads scipy.signal (0.8 s), which a served model never needs.
+    from genre.data.synthetic import generate_dataset
+
     return generate_dataset(settings.cache_dir() / "embedded" / f"seed{seed}", seed=seed)
 
 

@@ -9,6 +9,7 @@ the model (``code_paths``), so it loads with the code it was trained with.
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,12 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        """Load the estimator and warm up the extractor and the network, once per process; inside the
-        scoring server, install the guard against over-limit requests (a no-op anywhere else)."""
+        """Load the estimator (compiled by ``GenreClassifier``) and warm up the audio extractor, once per
+        process. Inside the scoring server, install the guard against over-limit requests and warm up on
+        a thread of its own: feature rows are answered as soon as the model is loaded, while the
+        extractor's numba functions load (about 2 s; 10-20 s when their cache is new, as in a model's
+        first server), and an audio request arriving meanwhile waits for what it needs. Anywhere else
+        (``genre predict``, the web page, Spark) the warm-up is done before this returns."""
         config = context.model_config or {}
         if "musicnn_weights" in context.artifacts:
             from genre.features import musicnn_weights
@@ -104,8 +109,10 @@ class GenrePyfunc(mlflow.pyfunc.PythonModel):
             features=config.get("features"),
         )
         self.layout = str(config.get("layout") or "records")
-        self.classifier.warm_up()
-        install_guard()
+        if install_guard():  # in the scoring server (the guard's own test)
+            threading.Thread(target=self.classifier.warm_up, name="genre-warm-up", daemon=True).start()
+        else:
+            self.classifier.warm_up()
 
     def predict(
         self,

@@ -3,21 +3,18 @@
 
 The two paths compute the same arithmetic, but not always in the same order: the k-NN's squared
 distances are one matrix product here and a chunked Cython reduction in scikit-learn, and every matrix
-product's summation order depends on the BLAS kernel, which depends on the operands' memory layout and
-the CPU. So each comparison is held to a bound derived per row from float64's unit roundoff ``U`` (or
-float32's, for a network computing in float32) and the size of the sums:
-
-* a sum of ``n`` terms evaluated in two orders differs by at most ``2 n U`` times the sum of the terms'
-  magnitudes (each order is within ``(n - 1) U`` of the exact sum: Higham, *Accuracy and Stability of
-  Numerical Algorithms*, 2nd ed., section 4.2);
-* that difference is carried through the model by each step's largest derivative: 1 for ReLU and for
-  the softmax (no probability moves more than its largest logit does), 1/3 for the one-vs-rest
-  transform ``x / (3 (|x| + 1))``, the meta-learner's absolute coefficients for its inputs.
+product's summation order depends on the BLAS kernel, which depends on the operands' shapes, memory
+layout and the CPU. So each comparison is held to a bound derived per row (``tests/rounding.py``) from
+float64's unit roundoff ``u`` and the size of the sums -- two evaluations of a sum of ``n`` terms are at
+most ``2 n u`` times the sum of the terms' magnitudes apart -- carried through the model by each step's
+largest derivative: 1 for ReLU and for the softmax's and a normalisation's share of a move (no
+probability moves more than twice its inputs' largest relative or absolute move), 1/3 for the
+one-vs-rest transform ``x / (3 (|x| + 1))``, the meta-learner's absolute coefficients for its inputs.
 
 Where the model is discontinuous -- which k training rows are nearest, which class wins an SVM pair --
-the bound does not apply, so the test first checks the rows are not within the bound of such an edge
-(on real GTZAN rows none is). Elementwise steps (scaler, log-variances, level-free) repeat
-scikit-learn's operations one for one and must give its bits.
+no such bound holds, so the test first checks the rows are not within the bound of such an edge (on
+real GTZAN rows none is that is not harmless). The elementwise steps (scaler, log-variances, level-free)
+repeat scikit-learn's operations one for one and give its bits.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import expit
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GroupShuffleSplit
 
@@ -38,32 +36,23 @@ from genre.serving import GenreClassifier
 from genre.serving.compiled import NotCompilableError, _transform, compile_model, compile_or_none
 from genre.threads import single_threaded
 from tests.conftest import GTZAN_30, GTZAN_MUSICNN, require
+from tests.rounding import network_bound, roundoff, sums_apart, svc_decision_bound
 
 #: A stack that fits in seconds; two hidden layers, so the network's loop runs more than once.
 SMALL_STACK = {"nn__hidden_layers": 2, "nn__units": 48, "nn__epochs": 30, "nn__patience": 5}
-#: The last elementwise operations after the last sum (exp, a row's sum of probabilities, a division)
-#: round their slightly different inputs each to its own nearest float: a few ulps of a probability.
-ULPS = 32 * np.finfo(np.float64).eps
-
-
-def _roundoff(dtype: np.dtype = np.float64) -> float:
-    return float(np.finfo(dtype).eps) / 2
-
-
-U = _roundoff()
-
-
-# --- the bounds: how far each estimator's probabilities may move between two summation orders ----------
+#: The elementwise operations after the last sum (exp, a row's sum of a few probabilities, a division)
+#: round their slightly different inputs each to its nearest float: a few ulps of a probability <= 1.
+ULPS = 16 * roundoff()
 
 
 def _knn_bound(knn, S: np.ndarray) -> np.ndarray:
-    """Per row. ``d^2 = |y|^2 - 2 x.y + |x|^2`` is three sums of ``n_features`` terms and two additions, so
-    it moves by at most ``2 (n_features + 2) U (|x| + |y|)^2``, a distance by that over ``2 d^2``
-    relatively, a ``1/d^p`` weight by ``p`` times as much, and a class's share of the weights by at most
-    twice the largest relative move of a weight."""
+    """Per row. A squared distance ``|y|^2 - 2 x.y + |x|^2`` is three sums of ``n_features`` terms and
+    two additions, so it moves by at most ``2 (n_features + 2) u (|x| + |y|)^2``; a distance by that over
+    ``2 d^2`` relatively, a ``1/d^p`` weight ``p`` times as much, and a class's share of the weights by at
+    most twice the largest relative move of a weight."""
     distances, nearest = knn.kneighbors(S, n_neighbors=knn.n_neighbors + 1)
     spread = np.linalg.norm(S, axis=1)[:, None] + np.linalg.norm(knn._fit_X[nearest], axis=2)
-    moved = 2 * (S.shape[1] + 2) * U * spread**2  # how far each squared distance may move
+    moved = sums_apart(S.shape[1] + 2, spread**2)  # how far each squared distance may move
     squared = distances**2
     k = knn.n_neighbors
     # The k-th and (k+1)-th nearest may swap when their squared distances are closer than their moves
@@ -79,54 +68,40 @@ def _knn_bound(knn, S: np.ndarray) -> np.ndarray:
 
 
 def _svm_bound(svm, S: np.ndarray) -> np.ndarray:
-    """Per row. An RBF kernel value ``exp(-gamma d^2)`` moves by at most ``gamma K`` times the move of
-    ``d^2`` (bounded as for the k-NN); a pair's decision value ``sum_s c_s K_s`` by its coefficients'
-    share of that plus the reordering of its ``n_support`` terms; a class's one-vs-rest value by a third
-    of its ``n_classes - 1`` pairs'; the calibrated probabilities by ``beta`` times that (temperature)
-    or a quarter of the sigmoid's slope, doubled by the normalisation."""
-    calibrated = svm.calibrated_.calibrated_classifiers_
-    assert len(calibrated) == 1
-    svc, method = calibrated[0].estimator, calibrated[0].method
-    vectors, coef = svc.support_vectors_, np.abs(svc.pair_coef_)
-    kernel = svc._kernel(S)
-    spread = np.linalg.norm(S, axis=1)[:, None] + np.linalg.norm(vectors, axis=1)[None, :]
-    moved_kernel = svc._gamma * 2 * (S.shape[1] + 2) * U * spread**2 * kernel
-    moved_pairs = moved_kernel @ coef + 2 * len(vectors) * U * (kernel @ coef)
-    raw = kernel @ svc.pair_coef_ + svc._intercept_
-    assert (np.abs(raw) > moved_pairs).all(), "an SVM pair on the edge of its vote"
+    """Per row. A pair's decision value moves by at most ``svc_decision_bound``; a class's one-vs-rest
+    value sums its ``n_classes - 1`` pairs' confidences (in the same order on both paths) and squashes
+    them by ``x / (3 (|x| + 1))``: a third of those pairs' moves, while no pair's vote can flip
+    (asserted). Temperature scaling's softmax moves a probability by at most twice ``beta`` times the
+    largest move of a value; sigmoid calibrators as below."""
+    (calibrated,) = svm.calibrated_.calibrated_classifiers_
+    svc = calibrated.estimator
+    pairs = svc_decision_bound(svc, S)
     n_classes = len(svc.classes_)
     if n_classes == 2:
-        moved = moved_pairs[:, 0]
+        moved = pairs[:, 0]
     else:
-        incidence = np.zeros((moved_pairs.shape[1], n_classes))
-        pairs = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
-        for p, (i, j) in enumerate(pairs):
-            incidence[p, [i, j]] = 1.0
-        moved = (moved_pairs @ incidence).max(axis=1) / 3
-    if method == "temperature":
-        return calibrated[0].calibrators[0].beta_ * moved
-    slopes = max(abs(c.a_) for c in calibrated[0].calibrators)
-    proba = svm.predict_proba(S)
-    return 2 * slopes / 4 * moved / proba.sum(axis=1)  # sigmoid: then normalised over the classes
+        assert (np.abs(svc._decision_function(S)) > pairs).all(), "an SVM pair's vote could flip"
+        classes = np.zeros((pairs.shape[1], n_classes))
+        order = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
+        for p, pair in enumerate(order):
+            classes[p, list(pair)] = 1.0
+        moved = (pairs @ classes).max(axis=1) / 3
+    if calibrated.method == "temperature":
+        return 2 * calibrated.calibrators[0].beta_ * moved
+    slope = max(abs(c.a_) for c in calibrated.calibrators)
+    if n_classes == 2:  # one sigmoid of slope a: p moves by at most a / 4 times the value's move
+        return slope / 4 * moved
+    # q_c = expit(-(a_c f_c + b_c)) each move by at most a / 4 times that; p_c = q_c / sum(q) then by
+    # (1 + n_classes) times the largest move of a q over sum(q).
+    values = svc.decision_function(S)
+    q = expit(-(values * [c.a_ for c in calibrated.calibrators] + [c.b_ for c in calibrated.calibrators]))
+    return (1 + n_classes) * slope / 4 * moved / q.sum(axis=1)
 
 
 def _network_bound(network, S: np.ndarray) -> np.ndarray:
-    """Per row, in the precision the network computes in (its weights' dtype). The input's rounding to
-    float32 is the same in both paths; each layer's ``n`` products are summed in another order, moving
-    a unit by ``2 n U`` times ``|h| @ |W|``, and carrying the moves of the layer below through ``|W|``;
-    ReLU and the softmax move nothing further."""
-    dtype = np.result_type(*network.coefs_)
-    u = _roundoff(dtype)
-    hidden = S.astype(np.float32).astype(np.float64)
-    moved = np.zeros_like(hidden)
-    layers = list(zip(network.coefs_, network.intercepts_, strict=True))
-    for depth, (kernel, bias) in enumerate(layers):
-        kernel = kernel.astype(np.float64)
-        values = hidden @ kernel + bias
-        moved = moved @ np.abs(kernel) + 2 * len(kernel) * u * (np.abs(hidden) @ np.abs(kernel))
-        moved += 2 * u * np.abs(values)  # the bias added to a sum that differs
-        hidden = np.maximum(values, 0.0) if depth < len(layers) - 1 else values
-    return moved.max(axis=1)
+    """Per row: each path within ``network_bound`` of exact arithmetic in the dtype it computes in (its
+    weights'), so the two within twice that."""
+    return 2 * network_bound(network, S, np.result_type(*network.coefs_)).max(axis=1)
 
 
 def _stack_bound(stack, S: np.ndarray) -> np.ndarray:
@@ -143,8 +118,10 @@ def _stack_bound(stack, S: np.ndarray) -> np.ndarray:
         moves.append(np.repeat(_bound(base, rows)[:, None], width, axis=1))
     Z, dZ = np.hstack(inputs), np.hstack(moves)
     coef = np.abs(stack.final_estimator_.coef_)
-    moved = dZ @ coef.T + 2 * Z.shape[1] * U * (np.abs(Z) @ coef.T)
-    return moved.max(axis=1)
+    moved = dZ @ coef.T + sums_apart(
+        Z.shape[1] + 1, np.abs(Z) @ coef.T + np.abs(stack.final_estimator_.intercept_)
+    )
+    return 2 * moved.max(axis=1)  # the softmax moves a probability by at most twice its logits' move
 
 
 def _bound(estimator, S: np.ndarray) -> np.ndarray:
