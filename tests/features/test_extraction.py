@@ -94,7 +94,7 @@ def test_rerun_uses_the_cache_and_redoes_changed_files(library, tmp_path, monkey
 
     monkeypatch.setattr(gtzan57, "extract_features", fail)
     second = extract_paths([library / "tones"], cache_dir=cache)
-    assert second.features.equals(first.features)
+    assert second.features.equals(first.features)  # the cached floats themselves, pickled and read back
 
     sf.write(library / "tones" / "a440.wav", _tone(5.0), SAMPLE_RATE)  # changed: must be re-extracted
     third = extract_paths([library / "tones"], cache_dir=cache)
@@ -103,6 +103,9 @@ def test_rerun_uses_the_cache_and_redoes_changed_files(library, tmp_path, monkey
 
 
 def test_parallel_matches_serial(library):
+    """Equal bits on any CPU: the worker processes run on this machine's BLAS kernels, and every
+    extraction runs with one thread per native pool (``extract_features`` is ``single_threaded``, in
+    this process and in each worker), so every sum runs in the same order whatever ``n_jobs`` is."""
     serial = extract_paths([library / "tones"], cache_dir=None, n_jobs=1)
     parallel = extract_paths([library / "tones"], cache_dir=None, n_jobs=2)
     assert parallel.features.equals(serial.features)

@@ -28,6 +28,7 @@ from genre.features import musicnn, musicnn_weights, resample
 from genre.features.audio import load_audio
 from genre.features.resample import resample_musicnn
 from tests.conftest import GTZAN_AUDIO, GTZAN_DIR, require
+from tests.rounding import roundoff
 
 ROOT = Path(__file__).resolve().parents[2]
 SR = 22_050
@@ -108,8 +109,15 @@ def test_patch_count(samples, sr, patches):
 def test_log_mel_keeps_musicnns_float16_rounding():
     S = musicnn.log_mel(y=_signal(4.0), sr=SR)
     assert S.dtype == np.float32 and S.shape == (1 + 64_000 // 256, 96)
-    mel = (10 ** S.astype(np.float64) - 1) / 10_000  # x, which musicnn rounded to float16
-    np.testing.assert_allclose(mel, mel.astype(np.float16).astype(np.float64), rtol=1e-5, atol=1e-9)
+    S64 = S.astype(np.float64)
+    mel = (10**S64 - 1) / 10_000  # x, which musicnn rounded to float16
+    # S = log10(10000 x + 1) in float32 rounds twice by u (the product, the sum 1 + z) and log10 is within
+    # two ulps (4 u) of S: S is off by at most 2 u / ln(10) + 4 u S, which 10^S - 1 turns into an error of
+    # ln(10) (1 + z) times that on z = 10000 x (float64 adds nothing that matters). Far below float16's
+    # spacing (2^-11 relative), so the nearest float16 is x's own.
+    u = roundoff(np.float32)
+    bound = (2 * u + 4 * u * np.log(10) * S64) * 10**S64 / 10_000
+    assert (np.abs(mel - mel.astype(np.float16).astype(np.float64)) <= bound).all()
     assert np.isfinite(S).all()  # in float16, 10000 * x overflows above 6.55; musicnn computed it in float32
 
 
@@ -176,15 +184,23 @@ def test_taggram_and_features(weights):
     features = musicnn.extract_musicnn(y, sr=SR)
     assert tuple(features) == musicnn.MUSICNN_COLUMNS
     values = np.array(list(features.values())).reshape(50, 2)
-    np.testing.assert_allclose(values[:, 0], tags.mean(axis=0), rtol=1e-6)
-    np.testing.assert_allclose(values[:, 1], tags.std(axis=0), rtol=1e-5, atol=1e-7)  # ddof=0
+    # Equal bits: the same taggram (this process, one thread per pool: taggram pins it), averaged in
+    # float64 by the same NumPy reductions.
+    tags = tags.astype(np.float64)
+    np.testing.assert_array_equal(values[:, 0], tags.mean(axis=0))
+    np.testing.assert_array_equal(values[:, 1], tags.std(axis=0))  # ddof=0
 
 
 def test_signal_representation_and_patches_agree(weights):
     """``y=``, ``S=`` and ``patches=`` give the same taggram (the first two bit for bit).
 
     From ``y`` or ``S`` the overlapping patches share the computation of their common frames; given
-    ``patches`` each is computed alone, so sums run in another order: observed 1.4e-7.
+    ``patches`` each is computed alone, so sums run in another order: observed 1.4e-7. The first two are
+    equal bits on any CPU (the same code on the same log-mel rows, in this process, one thread per
+    pool). The third is held to a measured tolerance, seven times the difference seen: the network is
+    convolutions, batch norms and max-pools in float32, for which a worst-case bound over every
+    summation order is useless. Under each of OpenBLAS's x86-64 kernels here (OPENBLAS_CORETYPE=Prescott,
+    Nehalem, Sandybridge, Haswell, SkylakeX) it was 0 to 9e-8.
     """
     y = _signal(8.0, seed=1)
     S = musicnn.log_mel(y=y, sr=SR)
@@ -201,7 +217,9 @@ def test_forward_pass_matches_tensorflow(weights, tf_taggram):
     processing. Random patches (float16 values, like real input) and real patches of a synthetic signal
     are used; the patches of a signal go through the shared-frames path. Both sides are float32 with
     differently ordered sums: observed 5e-7 on probabilities and 5e-6 on penultimate activations up to
-    about 9 (6e-7 relative), so 1e-5 leaves room for other BLAS builds.
+    about 9 (6e-7 relative), so 1e-5 leaves room for other BLAS builds. Measured, not derived (as for
+    the patches above; TensorFlow's kernels also differ by CPU): twenty times the difference on
+    probabilities, twice on the penultimate activations relative to their scale.
     """
     model = musicnn_weights.get_model()
     # Some channels' batch-norm scales are negative: their frequency max-pool becomes a min (exercised here).
@@ -296,6 +314,10 @@ RESAMPY_ROUNDING = {22_050: 1e-6, 44_100: 2e-6, 48_000: 2e-6}
 def _assert_resampy_kaiser_best(y: np.ndarray, sr: int) -> None:
     """``resample_musicnn`` is resampy 0.2.1's sum rounded once to float32, and so within resampy's rounding.
 
+    Against the float64 sum the bound is derived: genre's float64 sums (BLAS products, in the kernel's
+    order) and the reference's differ by about 1e-13, so their roundings to float32 are at most one float32
+    step apart (2^-23 relative), or about 1e-13 apart near zero.
+
     resampy added each of the 176 products of an output (22,050 Hz; 354 from 44,100 Hz, 385 from 48,000
     Hz) to a float32 accumulator, rounding every time; genre sums in float64 and rounds once. Against
     the float64 sum, genre is one rounding away: measured identical on every sample of the chirps and
@@ -303,6 +325,9 @@ def _assert_resampy_kaiser_best(y: np.ndarray, sr: int) -> None:
     their accumulated rounding, which grows with the number of products and the signal's level:
     measured at most 8.3e-7 on the 11 GTZAN clips at 22,050 Hz (30 s each), 1.0e-6 and 1.1e-6 on these
     4 s of rock.00000 at 44,100 and 48,000 Hz, 9.5e-7 to 1.4e-6 on these chirps (``RESAMPY_ROUNDING``).
+    That difference holds on every CPU: the reference accumulates with elementwise NumPy operations in a
+    fixed order (no BLAS, no reduction), and genre's result is within one float32 step (6e-8 below 1.0)
+    of the float64 sum whatever the kernel, inside each tolerance's margin over its measurement.
     """
     ours = resample_musicnn(y, orig_sr=sr)
     assert ours.dtype == np.float32 and ours.shape == (int(np.ceil(len(y) * 16_000 / sr)),)
