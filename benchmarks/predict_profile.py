@@ -1,16 +1,18 @@
-"""Where a 1000-row prediction's time goes, in-process: each base model, the stack, the served wrapper, and
-the scoring server's own steps around it.
+"""Where a prediction's time goes, in-process: each base model, the stack, the served wrapper, and the
+scoring server's own steps around it.
 
-Fits the default stack on the embedded data, then times ``predict_proba`` of each base model (on scaled
-rows), of the whole stack with the native thread pools at their defaults and at one thread each (what
-``GenreClassifier`` runs), ``GenreClassifier.predict`` (what the served model runs), and the steps
+Fits the default stack on ``--data`` (the embedded data, or a feature CSV such as GTZAN's), then times
+``predict_proba`` of each base model (on scaled rows) through scikit-learn and compiled
+(``genre.serving.compiled``), of the whole stack through scikit-learn with the native thread pools at
+their defaults and at one thread each, compiled (what ``GenreClassifier`` runs), ``GenreClassifier.predict``
+(what the served model runs: the request's checks, the model, the answer), and the steps
 ``mlflow models serve`` adds for a request of the same rows, called as its scoring server calls them:
 parsing a JSON ``dataframe_split`` body, a CSV body and a Parquet body, enforcing the signature, and
-encoding the answer.
+encoding the answer. Means of ``--repeats`` calls after one warm-up.
 Prints JSON, then a markdown table. The serving benchmark (``serving_speed.py``) measures the same through
 the HTTP server.
 
-    python benchmarks/predict_profile.py [--rows 1000] [--repeats 10]
+    python benchmarks/predict_profile.py [--data embedded|PATH.csv] [--rows 1000] [--repeats 10]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from genre.evaluation import fit_model, markdown_table
 from genre.features import load_data
 from genre.models import make_model
 from genre.serving import GenreClassifier, signature, windowing
+from genre.serving.compiled import compile_model
 
 
 def milliseconds(call: Callable[[], object], repeats: int) -> float:
@@ -45,10 +48,11 @@ def milliseconds(call: Callable[[], object], repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="embedded")
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    dataset = load_data("embedded")
+    dataset = load_data(args.data)
     stack = fit_model(make_model("stacking"), dataset)
     rows = dataset.X.sample(args.rows, replace=True, random_state=0).reset_index(drop=True)
     scaled = stack[:-1].transform(rows)
@@ -58,6 +62,10 @@ def main() -> None:
             timings[f"{name} predict_proba"] = milliseconds(
                 lambda e=est: e.predict_proba(scaled), args.repeats
             )
+            compiled = compile_model(est)
+            timings[f"{name} compiled"] = milliseconds(
+                lambda c=compiled: c.predict_proba(scaled), args.repeats
+            )
     timings["stack predict_proba, default thread pools"] = milliseconds(
         lambda: stack.predict_proba(rows), args.repeats
     )
@@ -66,6 +74,10 @@ def main() -> None:
             lambda: stack.predict_proba(rows), args.repeats
         )
     served = GenreClassifier(stack, **windowing(dataset.windowed))
+    values = rows.loc[:, served.columns].to_numpy()
+    timings["stack compiled (GenreClassifier.predict_proba)"] = milliseconds(
+        lambda: served.predict_proba(values), args.repeats
+    )
     timings["GenreClassifier.predict"] = milliseconds(lambda: served.predict(rows), args.repeats)
 
     # The scoring server's steps (mlflow/pyfunc/scoring_server), on the same rows and signature.
@@ -93,7 +105,7 @@ def main() -> None:
     timings["MLflow: encode the answer"] = milliseconds(
         lambda: scoring_server.predictions_to_json(answer, io.StringIO()), args.repeats
     )
-    print(json.dumps({"rows": args.rows, "milliseconds": timings}, indent=1))
+    print(json.dumps({"data": dataset.name, "rows": args.rows, "milliseconds": timings}, indent=1))
     table = pd.DataFrame({"step": list(timings), "ms": list(timings.values())})
     table["rows/s"] = args.rows / table["ms"] * 1000
     print(markdown_table(table, floatfmt=".1f"))

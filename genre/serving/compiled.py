@@ -92,8 +92,9 @@ class CompiledModel:
         return self._proba(X)
 
 
-def compile_model(estimator: Any, columns: Sequence[str]) -> CompiledModel:
-    """Compile a fitted classifier that is served on ``columns``, in that order.
+def compile_model(estimator: Any, columns: Sequence[str] | None = None) -> CompiledModel:
+    """Compile a fitted classifier that is served on ``columns``, in that order (default: the columns it
+    was fitted on, in their order).
 
     Raises
     ------
@@ -101,7 +102,7 @@ def compile_model(estimator: Any, columns: Sequence[str]) -> CompiledModel:
         A step the compiler does not know, or a model fitted on other columns than ``columns``.
     """
     proba = _classifier(estimator, "model")
-    order = _column_order(estimator, list(columns))
+    order = None if columns is None else _column_order(estimator, list(columns))
     if order is not None:
         proba = _chain([lambda X: X[:, order], proba])
     return CompiledModel(proba)
