@@ -399,13 +399,14 @@ def test_all_trials_are_children_of_one_finished_parent(services, shared_study):
     # The result was logged once, by one worker, and names the study's best trial.
     best = max((t for t in trials if t.value is not None), key=lambda t: t.value)
     assert parent.data.tags["genre.best_run_id"] == best.user_attrs["mlflow_run_id"]
-    assert parent.data.metrics["best_cv_accuracy"] == pytest.approx(best.value)
+    assert parent.data.metrics["best_cv_accuracy"] == best.value  # the trial's own float, as stored
     history = mlflow.MlflowClient().get_metric_history(parent.info.run_id, "search_seconds")
     assert len(history) == 1
 
 
 def test_the_shared_study_finds_what_one_process_finds(services, shared_study):
-    """Same space, data, folds and budget in one process: the best scores agree within noise."""
+    """Same space, data, folds and budget in one process: the best scores agree within noise (the two
+    searches try different parameters, so this bound is about the search, not about rounding)."""
     trials = _study_trials(services, shared_study["name"])
     shared_best = max(t.value for t in trials if t.value is not None)
     config = load_search_config(ROOT / "experiments/optuna/knn.yaml", "optuna")

@@ -133,7 +133,11 @@ def _run_main(root: Path, *, threads: int, jobs: int) -> dict[str, dict[str, flo
 
 def test_a_training_job_logs_the_same_metrics_in_two_processes(tmp_path):
     """The same job twice: two threads per pool allowed and folds one after another, then one thread
-    per pool and two folds at a time in worker processes. Every logged metric is equal."""
+    per pool and two folds at a time in worker processes. Every logged metric is equal, bit for bit, on
+    any CPU: both runs are on this machine (the same BLAS and TensorFlow kernels), every computation in
+    every process runs with one thread per native pool (``single_threaded``, ``configure_tensorflow``)
+    whatever the environment allows, and each fold fits and scores the same shapes, so every sum runs in
+    the same order. The same job on another machine may differ in the last bits."""
     first = _run_main(tmp_path / "two-threads", threads=2, jobs=1)
     second = _run_main(tmp_path / "parallel-folds", threads=1, jobs=2)
     assert set(first) == {"main", *(f"{m}-{p}" for m in ("knn", "svm", "nn") for p in ("grouped", "seed"))}
