@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from genre.data.schema import FEATURE_COLUMNS
+from tests.conftest import GTZAN_AUDIO, require
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +34,11 @@ def test_wheel_installed_in_a_fresh_venv_trains_registers_and_finds_its_data(tmp
         "genre/experiments/grid/knn.yaml",
         "genre/experiments/optuna/svm.yaml",
         "genre/web/static/index.html",
+        "genre/features/weights/MSD_musicnn.npz",
+        "genre/features/weights/LICENSE",
+        "genre/data/musicnn/training_data_GTZAN_MSDmusicnn_taggram.npz",
+        "genre/data/musicnn/evaluation_data_GTZAN_MSDmusicnn_taggram.npz",
+        "genre/data/musicnn/LICENSE",
     } <= names
 
     venv = tmp_path / "venv"
@@ -67,3 +73,21 @@ def test_wheel_installed_in_a_fresh_venv_trains_registers_and_finds_its_data(tmp
     version = client.get_model_version_by_alias("genre-classifier", "champion")
     assert version.description.startswith("# genre-classifier, version 1")
     assert run_id in version.description
+
+    # musicnn's features of a real clip from the installed package alone: the musicnn wheel and TensorFlow
+    # are made unimportable in that process (the borrowed environment may hold both), and are not needed.
+    clip = require(GTZAN_AUDIO / "blues" / "blues.00000.wav")
+    code = (
+        "import importlib.abc, sys\n"
+        "class Refuse(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('musicnn', 'tensorflow', 'keras'):\n"
+        "            raise ImportError(f'{name} is not installed here')\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "from genre.cli import main\n"
+        f"sys.exit(main(['extract', {str(clip)!r}, '--features', 'musicnn', '--out', 'tags.csv']))\n"
+    )
+    _run([str(python), "-c", code], cwd=work, env=env)
+    tags = pd.read_csv(work / "tags.csv")
+    assert len(tags) == 1 and tags.filter(like="musicnn_").shape[1] == 100
+    assert tags.filter(like="musicnn_").notna().all(axis=None)
