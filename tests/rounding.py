@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
-__all__ = ["network_bound", "roundoff", "sums_apart", "svc_decision_bound"]
+__all__ = ["network_bound", "probability_bound", "roundoff", "sums_apart", "svc_decision_bound"]
 
 
 def roundoff(dtype: Any = np.float64) -> float:
@@ -97,3 +98,122 @@ def svc_decision_bound(svc: Any, X: np.ndarray) -> np.ndarray:
         moves = svc._gamma * dot_moves
     moves = moves + 8 * u * np.abs(kernel)
     return moves @ coef + sums_apart(len(vectors) + 1, np.abs(kernel) @ coef + np.abs(svc._intercept_))
+
+
+#: The elementwise operations after the last sum (exp, a row's sum of a few probabilities, a division)
+#: round their slightly different inputs each to its nearest float: a few ulps of a probability <= 1.
+ULPS = 16 * roundoff()
+
+
+def _knn_bound(knn, S: np.ndarray) -> np.ndarray:
+    """Per row. A squared distance ``|y|^2 - 2 x.y + |x|^2`` is three sums of ``n_features`` terms and
+    two additions, so it moves by at most ``2 (n_features + 2) u (|x| + |y|)^2``; a distance by that over
+    ``2 d^2`` relatively, a ``1/d^p`` weight ``p`` times as much, and a class's share of the weights by at
+    most twice the largest relative move of a weight."""
+    distances, nearest = knn.kneighbors(S, n_neighbors=knn.n_neighbors + 1)
+    spread = np.linalg.norm(S, axis=1)[:, None] + np.linalg.norm(knn._fit_X[nearest], axis=2)
+    moved = sums_apart(S.shape[1] + 2, spread**2)  # how far each squared distance may move
+    squared = distances**2
+    k = knn.n_neighbors
+    # The k-th and (k+1)-th nearest may swap when their squared distances are closer than their moves
+    # (GTZAN repeats some tracks exactly: copies are equally far from every row). Harmless when they are
+    # of one class: the k-th weight then moves by the gap too. Across classes the answer would jump.
+    close = squared[:, k] - squared[:, k - 1] <= moved[:, k] + moved[:, k - 1]
+    labels = knn._y[nearest]
+    assert (labels[close, k] == labels[close, k - 1]).all(), "a near tie between two classes"
+    moved[close, k - 1] += squared[close, k] - squared[close, k - 1] + moved[close, k]
+    power = {"uniform": 0, "distance": 1}.get(knn.weights, 2)  # inverse_square: 1/d^2
+    with np.errstate(divide="ignore"):
+        return 2 * power * (moved[:, :k] / (2 * squared[:, :k])).max(axis=1)
+
+
+def _svm_bound(svm, S: np.ndarray) -> np.ndarray:
+    """Per row. A pair's decision value moves by at most ``svc_decision_bound``; a class's one-vs-rest
+    value sums its ``n_classes - 1`` pairs' confidences (in the same order on both paths) and squashes
+    them by ``x / (3 (|x| + 1))``: a third of those pairs' moves, while no pair's vote can flip
+    (asserted). Temperature scaling's softmax moves a probability by at most twice ``beta`` times the
+    largest move of a value; sigmoid calibrators as below."""
+    (calibrated,) = svm.calibrated_.calibrated_classifiers_
+    svc = calibrated.estimator
+    pairs = svc_decision_bound(svc, S)
+    n_classes = len(svc.classes_)
+    if n_classes == 2:
+        moved = pairs[:, 0]
+    else:
+        assert (np.abs(svc._decision_function(S)) > pairs).all(), "an SVM pair's vote could flip"
+        classes = np.zeros((pairs.shape[1], n_classes))
+        order = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
+        for p, pair in enumerate(order):
+            classes[p, list(pair)] = 1.0
+        moved = (pairs @ classes).max(axis=1) / 3
+    if calibrated.method == "temperature":
+        return 2 * calibrated.calibrators[0].beta_ * moved
+    slope = max(abs(c.a_) for c in calibrated.calibrators)
+    if n_classes == 2:  # one sigmoid of slope a: p moves by at most a / 4 times the value's move
+        return slope / 4 * moved
+    # q_c = expit(-(a_c f_c + b_c)) each move by at most a / 4 times that; p_c = q_c / sum(q) then by
+    # (1 + n_classes) times the largest move of a q over sum(q).
+    values = svc.decision_function(S)
+    q = expit(-(values * [c.a_ for c in calibrated.calibrators] + [c.b_ for c in calibrated.calibrators]))
+    return (1 + n_classes) * slope / 4 * moved / q.sum(axis=1)
+
+
+def _network_bound(network, S: np.ndarray) -> np.ndarray:
+    """Per row: each path within ``network_bound`` of exact arithmetic in the dtype it computes in (its
+    weights'), so the two within twice that."""
+    return 2 * network_bound(network, S, np.result_type(*network.coefs_)).max(axis=1)
+
+
+def _stack_bound(stack, S: np.ndarray) -> np.ndarray:
+    """Per row: each base's bound on its columns of the meta-learner's input, carried through the
+    logistic regression's absolute coefficients, plus the reordering of the regression's own sum."""
+    names = [name for name, est in stack.estimators if est != "drop"]
+    spans = stack.columns or {}
+    inputs, moves = [], []
+    for name, base in zip(names, stack.estimators_, strict=True):
+        rows = S if name not in spans else S[:, spans[name][0] : spans[name][1]]
+        proba = base.predict_proba(rows)
+        width = proba.shape[1] - (1 if len(stack.classes_) == 2 else 0)
+        inputs.append(proba[:, -width:])
+        moves.append(np.repeat(_bound(base, rows)[:, None], width, axis=1))
+    Z, dZ = np.hstack(inputs), np.hstack(moves)
+    coef = np.abs(stack.final_estimator_.coef_)
+    moved = dZ @ coef.T + sums_apart(
+        Z.shape[1] + 1, np.abs(Z) @ coef.T + np.abs(stack.final_estimator_.intercept_)
+    )
+    return 2 * moved.max(axis=1)  # the softmax moves a probability by at most twice its logits' move
+
+
+def _bound(estimator: Any, S: np.ndarray) -> np.ndarray:
+    """How far ``estimator``'s probabilities of ``S`` may move, per row (all classes), up to the last
+    elementwise roundings."""
+    if hasattr(estimator, "steps"):
+        for _, step in estimator.steps[:-1]:
+            S = step.transform(S)  # elementwise: the same bits on both paths
+        estimator = estimator.steps[-1][1]
+    name = type(estimator).__name__
+    if name == "KNNClassifier":
+        return _knn_bound(estimator, S)
+    if name == "CalibratedSVC":
+        return _svm_bound(estimator, S)
+    if name == "KerasMLPClassifier":
+        return _network_bound(estimator, S)
+    assert name == "GroupedStackingClassifier", name
+    return _stack_bound(estimator, S)
+
+
+def probability_bound(estimator: Any, X: Any) -> np.ndarray:
+    """How far two float64 evaluations of a fitted genre model's probabilities of ``X`` may be apart, per
+    row (every class), whatever the order of their sums: the compiled model against scikit-learn's, one
+    batch against another, one CPU's kernels against another's. A k-NN, a calibrated SVM, a network, a
+    stack of them, each behind elementwise steps (scaler, log-variances, level-free) that give the same
+    bits on both paths.
+
+    Each estimator's sums are bounded as ``sums_apart`` says and carried through the model by each
+    step's largest derivative: 1 for ReLU and for the softmax's and a normalisation's share of a move (no
+    probability moves more than twice its inputs' largest relative or absolute move), 1/3 for the
+    one-vs-rest transform ``x / (3 (|x| + 1))``, the meta-learner's absolute coefficients for its inputs.
+    Where the model is discontinuous (which k training rows are nearest, which class wins an SVM pair)
+    no such bound holds, so the bound first asserts the rows are not within it of such an edge.
+    """
+    return _bound(estimator, X) + ULPS
