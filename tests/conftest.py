@@ -4,6 +4,7 @@ libsvm reference path that fast prediction paths are compared with."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import functools
 import os
@@ -69,7 +70,8 @@ def _empty_store() -> Path:
     every one of its migrations, 3-7 s on 2 cores, where copying the file takes milliseconds."""
     folder = Path(tempfile.mkdtemp(prefix="genre-empty-store-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    with contextlib.chdir(folder):  # MLflow puts the Default experiment's artifacts under the cwd
+        mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
     return folder / "mlflow.db"
 
 
