@@ -31,7 +31,7 @@ from genre import settings
 from genre.data.schema import GTZAN_GENRES, SAMPLE_RATE
 from genre.errors import RegistryError
 from genre.evaluation import HELD_OUT, SCORES
-from genre.serving import log_serving_model, windowing
+from genre.serving import EXCERPT_SECONDS, log_serving_model, windowing
 from genre.settings import CHALLENGER, CHAMPION, PREVIOUS
 from genre.tracking import configure_tracking, logged_model_uri, tracked_run
 from genre.training import run_name
@@ -347,7 +347,8 @@ def _model_card(
         window=(
             f"{window['window_samples'] / SAMPLE_RATE:.2f} s every "
             f"{window['window_step'] / SAMPLE_RATE:.2f} s "
-            f"({'trained on 3-s windows' if windowed else 'trained on whole clips'})"
+            f"({'trained on 3-s windows' if windowed else 'trained on whole clips'}; a long file: "
+            f"{EXCERPT_SECONDS:g} s of windows spread over it)"
         ),
         selection=selection,
         headline=_headline(metrics, tags.get("genre.protocol", "")),
