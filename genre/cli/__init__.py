@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from genre import settings
-from genre.cli import data_commands, model_commands, serving_commands
+from genre.cli import data_commands, library_commands, model_commands, serving_commands
 from genre.cli.arguments import parse_value
 from genre.errors import GenreError
 
@@ -31,6 +31,7 @@ COMMANDS: dict[
     **data_commands.COMMANDS,
     **model_commands.COMMANDS,
     **serving_commands.COMMANDS,
+    **library_commands.COMMANDS,
 }
 
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from genre import settings
 from genre.errors import RegistryError
 from genre.library.store import model_label
-from genre.registry import SongAnswer, predict_files
+
+if TYPE_CHECKING:
+    from genre.registry import SongAnswer
 
 __all__ = ["ModelRef", "classify_files", "resolve_model"]
 
@@ -87,4 +90,6 @@ def classify_files(
 ) -> Iterator[SongAnswer]:
     """One ``SongAnswer`` per path, in order: genre, top three, agreement of windows, windows, seconds,
     or the error that kept the file from an answer."""
+    from genre.registry import predict_files  # the model's stack, imported only when files need it
+
     return predict_files(paths, full=full, jobs=jobs, **dict(model.source))

@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import mutagen
 import soundfile as sf
@@ -31,8 +32,9 @@ from genre.library.classify import ModelRef, classify_files
 from genre.library.store import Catalog, Entry
 from genre.library.tags import TagError, inside, read_tag
 from genre.library.walk import Found, Problem, display_path, walk
-from genre.registry import SongAnswer
-from genre.serving import MAX_AUDIO_SECONDS
+
+if TYPE_CHECKING:
+    from genre.registry import SongAnswer
 
 __all__ = ["ScanReport", "file_digest", "scan"]
 
@@ -169,6 +171,8 @@ def _refusal(found: Found) -> Entry | None:
             error="the path is not valid UTF-8 (shown with \\x escapes); rename the file to catalog it, "
             "as playlists and tags need text",
         )
+    from genre.serving.classifier import MAX_AUDIO_SECONDS
+
     seconds = _header_seconds(found.path)
     if seconds is not None and seconds > MAX_AUDIO_SECONDS:
         return Entry(

@@ -41,8 +41,9 @@ def write_audio(path: Path, y: np.ndarray, sr: int) -> Path:
         _write_m4a(path, y, sr)
     else:
         fmt, subtype = SOUNDFILE_FORMATS[path.suffix]
-        rate = 48000 if subtype == "OPUS" else sr  # Opus runs at 48 kHz (and 8-24 kHz), not 22.05
-        sf.write(path, y, rate, format=fmt, subtype=subtype)
+        if subtype == "OPUS" and sr not in (8000, 12000, 16000, 24000, 48000):
+            raise ValueError(f"Opus takes 8, 12, 16, 24 or 48 kHz, not {sr} Hz")
+        sf.write(path, y, sr, format=fmt, subtype=subtype)
     return path
 
 
@@ -67,7 +68,10 @@ def decoded(path: Path) -> np.ndarray:
 
 def library(root: Path, *, seconds: float = 4.0, sr: int = 22050) -> dict[str, Path]:
     """One file of each format under ``root``, each a different piece of synthetic music."""
-    return {
-        suffix: write_audio(root / f"song{suffix}", music(seconds, sr=sr, seed=i, style=CLASSES[i]), sr)
-        for i, suffix in enumerate(SUFFIXES)
-    }
+    files = {}
+    for i, suffix in enumerate(SUFFIXES):
+        rate = 48000 if suffix == ".opus" else sr
+        files[suffix] = write_audio(
+            root / f"song{suffix}", music(seconds, sr=rate, seed=i, style=CLASSES[i]), rate
+        )
+    return files
