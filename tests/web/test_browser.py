@@ -177,7 +177,7 @@ def test_upload_a_song_see_its_genre_chart_and_timeline_then_a_bad_file(demo, pa
     bars = page.query_selector_all("#chart g.bar")
     assert len(bars) == 10
     shown = {b.get_attribute("data-genre"): float(b.get_attribute("data-probability")) for b in bars}
-    assert shown == pytest.approx(expected["probabilities"], abs=1e-4)
+    assert shown == pytest.approx(expected["probabilities"], abs=1e-4)  # the page writes toFixed(4)
     assert bars[0].get_attribute("data-genre") == expected["genre"]  # most likely first
     widths = [float(b.query_selector("rect:not(.track)").get_attribute("width")) for b in bars]
     assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
