@@ -117,10 +117,15 @@ def _knn_bound(knn, S: np.ndarray) -> np.ndarray:
     k = knn.n_neighbors
     # The k-th and (k+1)-th nearest may swap when their squared distances are closer than their moves
     # (GTZAN repeats some tracks exactly: copies are equally far from every row). Harmless when they are
-    # of one class: the k-th weight then moves by the gap too. Across classes the answer would jump.
+    # of one class: the k-th weight then moves by the gap too. Across classes the answer would jump,
+    # unless the two are copies of one feature row (GTZAN has two such copies under two genres): their
+    # distances are then the same operations on the same values, a tie on every path, which both paths
+    # must break alike (the comparison itself checks that: a different choice moves a whole weight).
     close = squared[:, k] - squared[:, k - 1] <= moved[:, k] + moved[:, k - 1]
     labels = knn._y[nearest]
-    assert (labels[close, k] == labels[close, k - 1]).all(), "a near tie between two classes"
+    copies = (knn._fit_X[nearest[:, k]] == knn._fit_X[nearest[:, k - 1]]).all(axis=1)
+    same = (labels[:, k] == labels[:, k - 1]) | copies
+    assert same[close].all(), "a near tie between two classes"
     moved[close, k - 1] += squared[close, k] - squared[close, k - 1] + moved[close, k]
     power = {"uniform": 0, "distance": 1}.get(knn.weights, 2)  # inverse_square: 1/d^2
     with np.errstate(divide="ignore"):
