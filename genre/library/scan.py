@@ -7,7 +7,8 @@ file whose size or time changed is hashed; the same bytes keep their answer. Eve
 classified (``classify_files``: every core) and each file's row is committed as soon as its answer
 arrives, so a scan killed at any moment keeps every finished file and the next scan does the rest.
 Rows under the folders walked whose file is gone are marked missing (not under a folder that could not
-be read: those files may well be there). Rows with an error are tried again by every scan.
+be read: those files may well be there). A file that failed is tried again when it changes or the model
+does.
 
 No file stops a scan. A path that is not UTF-8, a file over the length limit (read from its header,
 before any decoding), one that is not audio, empty, damaged, silent, too short, or deleted while the
@@ -136,10 +137,10 @@ def _commit(
 
 
 def _unchanged(found: Found, row: sqlite3.Row | None, model: ModelRef) -> bool:
-    """Answered by this model, with no error, and the file's size and time are what they were."""
+    """Answered by this model (or refused by it: a damaged file stays damaged), and the file's size and
+    time are what they were."""
     return (
         row is not None
-        and row["error"] is None
         and (row["model_name"], row["model_version"]) == (model.name, model.version)
         and (row["size"], row["mtime_ns"]) == (found.status.st_size, found.status.st_mtime_ns)
     )
@@ -188,13 +189,15 @@ def _refusal(found: Found) -> Entry | None:
 
 
 def _header_seconds(path: str) -> float | None:
-    """The length the file's header gives (mutagen, else libsndfile), without decoding; None if none."""
+    """The length the file's header gives, without decoding; None if none. mutagen reads it, and
+    libsndfile the formats mutagen does not know (AU): not the files mutagen found damaged, for which
+    libsndfile's MP3 decoder prints its own complaints."""
     try:
         info = mutagen.File(path)
-        if info is not None and getattr(info.info, "length", 0):
-            return float(info.info.length)
     except (mutagen.MutagenError, OSError):
-        pass
+        return None
+    if info is not None:
+        return float(info.info.length) if getattr(info.info, "length", 0) else None
     try:
         return float(sf.info(path).duration)
     except (sf.SoundFileError, OSError, RuntimeError):

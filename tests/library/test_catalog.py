@@ -166,6 +166,10 @@ def test_every_format_and_every_bad_file_gets_one_row(model, tmp_path):
     assert errors["doomed.wav"] == "the file was deleted during the scan"
     assert errors["cut.flac"]  # a damaged FLAC: whatever libsndfile says, it is named, not a traceback
     assert report.failed == 7 and report.analysed == len(SUFFIXES) + 1
+    with Catalog(tmp_path / "catalog.sqlite") as catalog:
+        again = _scan(catalog, [lib], model)
+    # Damaged files are not tried again until they change; refusals by path or header are cheap, redone.
+    assert (again.unchanged, again.failed, again.missing) == (len(SUFFIXES) + 5, 2, 1)
 
 
 def test_a_rescan_skips_what_is_unchanged_and_redoes_what_changed(model, tmp_path, champion):
