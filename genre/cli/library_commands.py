@@ -181,8 +181,8 @@ def _tag_lines(outcomes: Any, *, pretend: bool) -> int:
         elif outcome.action == "refused":
             print(f"{outcome.path}: tag left alone: {outcome.detail}", file=sys.stderr)
     names = {
-        "write": "written",
-        "restore": "restored",
+        "write": "to write" if pretend else "written",
+        "restore": "to restore" if pretend else "restored",
         "keep": "kept",
         "same": "already right",
         "refused": "refused",
