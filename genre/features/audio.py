@@ -201,7 +201,10 @@ def _read_mono(audio: sf.SoundFile, *, name: str, max_seconds: float | None) -> 
                 kind="unreadable",
                 subject=name,
             )
-        blocks.append(librosa.to_mono(block.T))
+        # Stereo, most music, averaged by hand: (left + right) / 2 is the bits of librosa.to_mono, whose
+        # mean over the short, strided channel axis is many times slower and was half of an MP3's decoding.
+        stereo = audio.channels == 2
+        blocks.append((block[:, 0] + block[:, 1]) / np.float32(2) if stereo else librosa.to_mono(block.T))
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks or [np.zeros(0, np.float32)])
 
 
