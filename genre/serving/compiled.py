@@ -223,9 +223,10 @@ def _neighbors(knn: KNeighborsClassifier, step: str) -> Step:
         knn.effective_metric_ != "euclidean"
         or knn.effective_metric_params_
         or not isinstance(fitted, np.ndarray)
+        or fitted.dtype != np.float64
     ):
         raise NotCompilableError(
-            step, f"{type(knn).__name__} with metric={knn.metric!r}, p={knn.p}: only Euclidean"
+            step, f"{type(knn).__name__} with metric={knn.metric!r}, p={knn.p}: only Euclidean on float64"
         )
     if knn.outputs_2d_ or not (weights in ("uniform", "distance") or callable(weights)):
         raise NotCompilableError(step, f"{type(knn).__name__} with several outputs or weights={weights!r}")
