@@ -278,6 +278,8 @@ def _column_of(header) -> str:
 
 
 def _number(text: str) -> float:
+    """A number the UI shows. It shows the logged float64 in decimal, possibly shortened, so the tests
+    compare it to the logged value within 1e-9 relative: display rounding, not arithmetic."""
     return float(text.strip())
 
 

@@ -47,6 +47,8 @@ def test_a_finished_run_is_reproduced_at_its_commit_with_equal_metrics(tracking,
     elsewhere.mkdir()
     again = _genre("-q", "reproduce", run_id, cwd=elsewhere, env=env)
     assert again.returncode == 0, again.stdout + again.stderr
+    # ``genre reproduce`` compares metrics exactly: the same machine's kernels and one thread per pool in
+    # both processes make them equal bits here (on another machine they may differ in the last bits).
     assert "every metric equal" in again.stdout and "| svm-grouped | cv_accuracy_mean |" in again.stdout
     worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True)
     assert "genre-reproduce-" not in worktrees.stdout  # the temporary checkout is gone

@@ -159,6 +159,9 @@ def test_an_extraction_killed_halfway_resumes_from_its_cache(resumed):
         f"\n[killed halfway] {len(at_kill)} of {N_FILES} cached at the kill; the rerun extracted "
         f"{computed} in {seconds:.1f} s"
     )
+    # Byte for byte the uninterrupted run's table: cached and fresh rows are the same floats, because
+    # every extraction (in any of these processes, on this machine) runs single-threaded
+    # (``extract_features`` pins one thread per pool), and the CSV writes each float the same way.
     assert (resumed["work"] / "features.csv").read_bytes() == resumed["reference"]
 
 

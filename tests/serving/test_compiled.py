@@ -157,9 +157,8 @@ def test_columns_in_another_order_are_put_in_the_models(frame):
     model = make_model("svm").fit(reversed_, y)
     compiled = compile_model(model, list(X.columns))
     with single_threaded():
-        np.testing.assert_allclose(
-            compiled.predict_proba(X.to_numpy()), model.predict_proba(reversed_), rtol=0, atol=1e-12
-        )
+        difference = np.abs(compiled.predict_proba(X.to_numpy()) - model.predict_proba(reversed_))
+        assert (difference.max(axis=1) <= probability_bound(model, reversed_)).all()
     with pytest.raises(NotCompilableError, match="fitted on other columns"):
         compile_model(model, list(X.columns[:-1]) + ["tempo_x"])
 
@@ -174,6 +173,7 @@ def test_an_unknown_step_falls_back_to_scikit_learn_with_one_warning(frame, capl
         "model not compiled, model.svm.calibrated_: calibration 'isotonic' is not compiled: it predicts "
         "through scikit-learn"
     ]
+    # Equal bits: scikit-learn's own code on the same rows, in this process, one thread per pool.
     np.testing.assert_array_equal(classifier.predict_proba(X.head(5)), model.predict_proba(X.head(5)))
 
 

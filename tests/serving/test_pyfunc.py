@@ -458,7 +458,7 @@ def test_request_params_ask_for_the_timeline_and_the_columns_layout(server, stor
     assert status == 200, columns
     predictions = columns["predictions"]
     assert predictions["genre"] == [row["genre"] for row in labelled["predictions"]]
-    for genre, values in predictions["probabilities"].items():
+    for genre, values in predictions["probabilities"].items():  # one server, the same batch: equal bits
         assert values == [row["probabilities"][genre] for row in labelled["predictions"]]
     status, refused = _post(server, {**rows, "params": {"layout": "table"}})
     assert status == 400 and "layout 'table'" in refused["message"] and refused["genre_subject"] == "params"
