@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import mlflow
 import pytest
 from mlflow import MlflowClient
@@ -12,20 +14,38 @@ from genre.features import load_data
 from genre.registry import best_run, promote, register
 from genre.serving import GenrePyfunc
 from genre.training import train_run
+from tests.conftest import use_store
 from tests.test_mlproject import _mlflow_run
 
 NAME = "genre-classifier"
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cache_dir):
+    """Three knn runs on the embedded data, trained once for the module: k=1 and k=15 under grouped, one
+    under the leaky seed protocol."""
+    root = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENRE_CACHE_DIR", str(cache_dir))
+        use_store(root, patch)
+        dataset = load_data("embedded")
+        found = {
+            "k1": train_run("knn", dataset, params={"n_neighbors": 1}, n_splits=2),
+            "k15": train_run("knn", dataset, params={"n_neighbors": 15}, n_splits=2),
+            "seed": train_run("knn", dataset, protocol="seed", n_splits=2),
+        }
+    mlflow.set_tracking_uri(None)
+    return root / "mlflow.db", found
+
+
 @pytest.fixture
-def runs(tracking):
-    """Three knn runs on the embedded data: k=1 and k=15 under grouped, one under the leaky seed protocol."""
-    dataset = load_data("embedded")
-    return {
-        "k1": train_run("knn", dataset, params={"n_neighbors": 1}, n_splits=2),
-        "k15": train_run("knn", dataset, params={"n_neighbors": 15}, n_splits=2),
-        "seed": train_run("knn", dataset, protocol="seed", n_splits=2),
-    }
+def runs(trained, tmp_path, monkeypatch):
+    """Those runs in a store of the test's own, a copy of the module's: each test registers from nothing."""
+    store, found = trained
+    shutil.copyfile(store, tmp_path / "mlflow.db")
+    use_store(tmp_path, monkeypatch)
+    yield found
+    mlflow.set_tracking_uri(None)
 
 
 def test_best_run_compares_runs_of_one_protocol(runs):
