@@ -113,7 +113,8 @@ def _catalog(args: argparse.Namespace) -> int:
             from genre.library.summary import summarise
 
             print("\n".join(summarise(catalog, roots or None).lines()))
-    return batch_status(1 if not roots else done, failed, strict=args.strict)
+    scanned = roots and not args.restore_tags
+    return batch_status(done if scanned else 1, failed, strict=args.strict)
 
 
 def _scan(catalog: Any, args: argparse.Namespace) -> tuple[int, int]:
@@ -147,7 +148,7 @@ def _scan(catalog: Any, args: argparse.Namespace) -> tuple[int, int]:
     print(
         f"{report.found} audio file(s): {report.analysed} classified, {report.failed} failed, "
         f"{report.unchanged + report.touched} unchanged (skipped), {report.missing} newly missing; "
-        f"{report.seconds:.1f} s"
+        f"{report.seconds:.2f} s"
     )
     return report.found, report.failed
 
