@@ -69,6 +69,13 @@ def _catalog_parser(parser: argparse.ArgumentParser) -> None:
     )
     tags.add_argument("--pretend", action="store_true", help="show what --write-tags/--restore-tags would do")
     parser.add_argument(
+        "--import",
+        dest="import_parquet",
+        metavar="PARQUET",
+        help="fill the catalog from genre score --audio's output instead of scanning (name the model that "
+        "scored it with the model options)",
+    )
+    parser.add_argument(
         "--playlists", metavar="DIR", help="write one M3U8 per genre, and unsure.m3u8, in DIR"
     )
     parser.add_argument("--summary", action="store_true", help="print genre counts, unsure and errors")
@@ -88,19 +95,24 @@ def _catalog(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--write-tags writes only under the folders given: name them (genre catalog PATH...)"
         )
-    if not (roots or args.summary or args.restore_tags or args.playlists):
+    if args.import_parquet and args.restore_tags:
+        raise ConfigError("--import fills the catalog; --restore-tags undoes tags: ask for one of them")
+    if not (roots or args.summary or args.restore_tags or args.playlists or args.import_parquet):
         raise ConfigError(
             "give music folders to catalog (genre catalog PATH...), or --summary, --restore-tags or "
             "--playlists DIR for an existing catalog"
         )
-    if not roots and not os.path.exists(args.db):
+    if not (roots or args.import_parquet) and not os.path.exists(args.db):
         raise ConfigError(f"no catalog at {args.db} (make one: genre catalog PATH...)")
     failed = done = 0
     with Catalog(args.db) as catalog:
         if args.restore_tags:
             failed += _tag_lines(_restore(catalog, roots or None, args), pretend=args.pretend)
-        elif roots:
-            done, failed = _scan(catalog, args)
+        else:
+            if args.import_parquet:
+                done, failed = _import(catalog, args)
+            elif roots:
+                done, failed = _scan(catalog, args)
             if args.write_tags:
                 failed += _tag_lines(_write(catalog, roots, args), pretend=args.pretend)
         if args.playlists:
@@ -113,8 +125,8 @@ def _catalog(args: argparse.Namespace) -> int:
             from genre.library.summary import summarise
 
             print("\n".join(summarise(catalog, roots or None).lines()))
-    scanned = roots and not args.restore_tags
-    return batch_status(done if scanned else 1, failed, strict=args.strict)
+    filled = (roots or args.import_parquet) and not args.restore_tags
+    return batch_status(done if filled else 1, failed, strict=args.strict)
 
 
 def _scan(catalog: Any, args: argparse.Namespace) -> tuple[int, int]:
@@ -151,6 +163,19 @@ def _scan(catalog: Any, args: argparse.Namespace) -> tuple[int, int]:
         f"{report.seconds:.2f} s"
     )
     return report.found, report.failed
+
+
+def _import(catalog: Any, args: argparse.Namespace) -> tuple[int, int]:
+    from genre.library.classify import resolve_model
+    from genre.library.importing import import_scores
+
+    model = resolve_model(model=args.model, run_id=args.run_id, name=args.name, alias=args.alias)
+    report = import_scores(catalog, args.import_parquet, model, min_confidence=args.min_confidence)
+    print(
+        f"imported {report.rows} row(s) from {args.import_parquet} as answered by {model.label}: "
+        f"{report.answered} answered, {report.failed} failed, {report.missing} not on this machine (missing)"
+    )
+    return report.answered, report.failed
 
 
 def _write(catalog: Any, roots: list[str], args: argparse.Namespace) -> Any:

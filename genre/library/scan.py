@@ -37,7 +37,7 @@ from genre.library.walk import Found, Problem, display_path, walk
 if TYPE_CHECKING:
     from genre.registry import SongAnswer
 
-__all__ = ["ScanReport", "file_digest", "scan"]
+__all__ = ["ScanReport", "file_digest", "file_format", "scan"]
 
 
 @dataclass
@@ -181,7 +181,7 @@ def _refusal(found: Found) -> Entry | None:
             size=found.status.st_size,
             mtime_ns=found.status.st_mtime_ns,
             duration=seconds,
-            format=_format(found.path)[0],
+            format=file_format(found.path)[0],
             error=f"{seconds / 60:.1f} min of audio (from its header) is longer than the limit of "
             f"{MAX_AUDIO_SECONDS / 60:g} min",
         )
@@ -204,7 +204,7 @@ def _header_seconds(path: str) -> float | None:
         return None
 
 
-def _format(path: str) -> tuple[str, str | None]:
+def file_format(path: str) -> tuple[str, str | None]:
     """The file's format (``read_tag``'s name, else its extension) and its genre tag ('; '-joined)."""
     try:
         fmt, genres = read_tag(path)
@@ -222,7 +222,7 @@ def _answered(path: str, answer: SongAnswer, model: ModelRef, min_confidence: fl
         return Entry(display_path(path), error="the file was deleted during the scan")
     except OSError as exc:
         return Entry(display_path(path), error=f"cannot read the file ({exc.strerror})")
-    fmt, tag = _format(path)
+    fmt, tag = file_format(path)
     common = {
         "size": status.st_size,
         "mtime_ns": status.st_mtime_ns,

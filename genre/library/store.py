@@ -172,17 +172,22 @@ class Catalog:
     def record(self, entry: Entry) -> None:
         """Insert or replace the scan's columns of ``entry.path``'s row, as one transaction; the file
         is present again (``missing`` = 0), and what genre wrote to its tag is kept."""
-        values = asdict(entry)
+        self.record_many([entry])
+
+    def record_many(self, entries: Sequence[Entry], *, missing: Iterable[str] = ()) -> None:
+        """``record`` each entry, all in one transaction, and flag the paths in ``missing`` as missing."""
         columns = ", ".join(_ENTRY_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in _ENTRY_COLUMNS if c != "path")
+        stamp = now()
         with self.transaction() as db:
-            db.execute(
+            db.executemany(
                 f"INSERT INTO files ({columns}, analysed_at, missing) "
                 f"VALUES ({', '.join('?' * len(_ENTRY_COLUMNS))}, ?, 0) "
                 f"ON CONFLICT (path) DO UPDATE SET {updates}, analysed_at = excluded.analysed_at, "
                 "missing = 0",
-                [*values.values(), now()],
+                [[*asdict(entry).values(), stamp] for entry in entries],
             )
+            db.executemany("UPDATE files SET missing = 1 WHERE path = ?", [(path,) for path in missing])
 
     def touch(self, path: str, *, size: int, mtime_ns: int) -> None:
         """The file changed on disk (size or time) but not its bytes: keep its answer, note the stat."""

@@ -87,6 +87,7 @@ def test_bad_invocations_are_one_line_and_status_2(champion, tmp_path):
         ("catalog", "--summary", "--db", "nowhere.sqlite"): "no catalog at nowhere.sqlite",
         ("catalog", str(tmp_path), "--pretend"): "--pretend goes with --write-tags or --restore-tags",
         ("catalog", "--write-tags"): "--write-tags writes only under the folders given",
+        ("catalog", "--import", "x.parquet", "--restore-tags"): "ask for one of them",
         ("catalog", str(tmp_path), "--name", "no-such-model"): "cannot find models:/no-such-model@champion",
     }
     for args, message in cases.items():
