@@ -35,7 +35,7 @@ def music(seconds: float, *, sr: int = 22050, seed: int = 0, style: str = "break
 
 
 def write_audio(path: Path, y: np.ndarray, sr: int) -> Path:
-    """Write stereo ``y`` (frames x 2) as ``path``'s suffix says."""
+    """Write ``y`` (frames x channels) as ``path``'s suffix says."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".m4a":
         _write_m4a(path, y, sr)
@@ -43,17 +43,23 @@ def write_audio(path: Path, y: np.ndarray, sr: int) -> Path:
         fmt, subtype = SOUNDFILE_FORMATS[path.suffix]
         if subtype == "OPUS" and sr not in (8000, 12000, 16000, 24000, 48000):
             raise ValueError(f"Opus takes 8, 12, 16, 24 or 48 kHz, not {sr} Hz")
-        sf.write(path, y, sr, format=fmt, subtype=subtype)
+        # In blocks: libsndfile 1.2.2 segfaults writing about a minute or more of OGG Vorbis in one call.
+        with sf.SoundFile(path, "w", sr, y.shape[1], format=fmt, subtype=subtype) as out:
+            for start in range(0, len(y), 2**16):
+                out.write(y[start : start + 2**16])
     return path
 
 
 def _write_m4a(path: Path, y: np.ndarray, sr: int) -> None:
+    layout = {1: "mono", 2: "stereo"}[y.shape[1]]
     with av.open(str(path), "w", format="ipod") as container:
-        stream = container.add_stream("aac", rate=sr, layout="stereo")
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y.T), format="fltp", layout="stereo")
-        frame.sample_rate = sr
-        for packet in stream.encode(frame):
-            container.mux(packet)
+        stream = container.add_stream("aac", rate=sr, layout=layout)
+        for start in range(0, len(y), 2**16):
+            block = np.ascontiguousarray(y[start : start + 2**16].T)
+            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
+            frame.sample_rate = sr
+            for packet in stream.encode(frame):
+                container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
 
