@@ -188,24 +188,30 @@ def _read_mono(audio: sf.SoundFile, *, name: str, max_seconds: float | None) -> 
         if not len(block):
             break
         decoded += len(block)
-        if limit is not None and decoded > limit:
-            raise AudioError(
-                f"more than {max_seconds:g} s of audio (beyond what its header says), longer than the "
-                f"limit of {max_seconds:g} s",
-                kind="too_long",
-                subject=name,
-            )
-        if not np.isfinite(block).all():
-            raise AudioError(
-                "the file holds samples that are not numbers (NaN or infinite)",
-                kind="unreadable",
-                subject=name,
-            )
+        _check_block(block, decoded=decoded, limit=limit, max_seconds=max_seconds, name=name)
         # Stereo, most music, averaged by hand: (left + right) / 2 is the bits of librosa.to_mono, whose
         # mean over the short, strided channel axis is many times slower and was half of an MP3's decoding.
         stereo = audio.channels == 2
         blocks.append((block[:, 0] + block[:, 1]) / np.float32(2) if stereo else librosa.to_mono(block.T))
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks or [np.zeros(0, np.float32)])
+
+
+def _check_block(
+    block: np.ndarray, *, decoded: int, limit: int | None, max_seconds: float | None, name: str
+) -> None:
+    """Refuse a decoded block that takes the file past ``limit`` samples (``max_seconds``), or that holds
+    samples that are not numbers: both decoders' one rule."""
+    if limit is not None and decoded > limit:
+        raise AudioError(
+            f"more than {max_seconds:g} s of audio (beyond what its header says), longer than the "
+            f"limit of {max_seconds:g} s",
+            kind="too_long",
+            subject=name,
+        )
+    if not np.isfinite(block).all():
+        raise AudioError(
+            "the file holds samples that are not numbers (NaN or infinite)", kind="unreadable", subject=name
+        )
 
 
 def _container(head: bytes) -> str | None:
@@ -254,19 +260,7 @@ def _read_mono_av(source: BinaryIO, *, name: str, max_seconds: float | None) -> 
             for frame in container.decode(stream):
                 block = _float_channels(frame)
                 decoded += block.shape[1]
-                if limit is not None and decoded > limit:
-                    raise AudioError(
-                        f"more than {max_seconds:g} s of audio (beyond what its header says), longer than "
-                        f"the limit of {max_seconds:g} s",
-                        kind="too_long",
-                        subject=name,
-                    )
-                if not np.isfinite(block).all():
-                    raise AudioError(
-                        "the file holds samples that are not numbers (NaN or infinite)",
-                        kind="unreadable",
-                        subject=name,
-                    )
+                _check_block(block, decoded=decoded, limit=limit, max_seconds=max_seconds, name=name)
                 blocks.append(librosa.to_mono(block))
     except (av.FFmpegError, OSError, ValueError) as exc:
         if isinstance(exc, AudioError):
