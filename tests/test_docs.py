@@ -59,3 +59,15 @@ def test_every_relative_link_and_anchor_lands(page):
         elif anchor and (landing.suffix != ".md" or anchor not in anchors(landing)):
             broken.append(f"{target}: no section #{anchor} in {landing.relative_to(ROOT)}")
     assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
+
+
+def test_the_readmes_layout_names_every_subpackage_and_top_level_entry():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    layout = layout[: layout.index("\n## ", 1)]
+    packages = {p.parent.name for p in (ROOT / "genre").glob("*/__init__.py")}
+    missing = sorted(name for name in packages if not re.search(rf"(^|[ ,])\s*{name}/", layout, re.M))
+    assert not missing, f"README's layout does not show genre/{missing}"
+    design_card = ["pyproject.toml", "MLproject", "experiments/", "genre/", "tests/", "conda.yaml", "registry/"]
+    assert [entry for entry in design_card if not (ROOT / entry.rstrip("/")).exists()] == []
+    assert all(re.search(rf"^{re.escape(entry)}\s", layout, re.M) for entry in design_card)
