@@ -71,3 +71,11 @@ def test_the_readmes_layout_names_every_subpackage_and_top_level_entry():
     design_card = ["pyproject.toml", "MLproject", "experiments/", "genre/", "tests/", "conda.yaml", "registry/"]
     assert [entry for entry in design_card if not (ROOT / entry.rstrip("/")).exists()] == []
     assert all(re.search(rf"^{re.escape(entry)}\s", layout, re.M) for entry in design_card)
+
+
+def test_the_readmes_map_links_every_docs_page():
+    readme = (ROOT / "README.md").read_text()
+    linked = {target.partition("#")[0] for target in _LINK.findall(_prose(ROOT / "README.md"))}
+    pages = {f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md")}
+    assert sorted(pages - linked) == [], "docs pages the README's map does not link"
+    assert "## Docs" in readme
