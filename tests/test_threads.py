@@ -114,7 +114,8 @@ def _run_main(root: Path, *, threads: int, jobs: int) -> dict[str, dict[str, flo
     }
     for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
         env.pop(var, None)
-    command = [sys.executable, "-m", "genre.cli", "main", "--models", "knn,svm,nn", "--folds", "3"]
+    command = [sys.executable, "-m", "genre.cli", "main", "--data", "embedded", "--models", "knn,svm,nn"]
+    command += ["--folds", "3"]
     command += ["--jobs", str(jobs)]
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
