@@ -7,7 +7,9 @@ the 1-thread joblib workers of ``n_jobs=2``, and 40 % of a stack's probabilities
 between one thread per pool and the default pools. So every place where features, models or metrics
 are computed runs under :func:`single_threaded`, and TensorFlow is started with one intra-op and one
 inter-op thread (:func:`configure_tensorflow`). genre's parallelism is across processes (files, folds,
-trials), each of them single-threaded: the same input gives the same bits whatever ``n_jobs`` is.
+trials), each of them single-threaded: on one machine the same input gives the same bits whatever
+``n_jobs`` is. Another CPU's BLAS kernels may sum in another order, so across machines results agree to
+rounding, not bit for bit.
 """
 
 from __future__ import annotations

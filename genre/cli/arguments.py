@@ -65,7 +65,7 @@ def add_jobs(parser: argparse.ArgumentParser) -> None:
         type=whole_number,
         default=settings.default_jobs(),
         help="worker processes for extraction and for cross-validation folds (default: 2, or 1 on a "
-        "one-core machine; -1: all cores). Results do not depend on it",
+        "one-core machine; -1: all cores). On one machine the results do not depend on it",
     )
 
 
