@@ -177,7 +177,7 @@ def ui(tmp_path_factory, cache_dir) -> Iterator[Store]:
             start_new_session=True,
         )
     try:
-        _genre("-q", "main", "--models", "knn,svm", "--folds", "3", cwd=root, env=env)
+        _genre("-q", "main", "--data", "embedded", "--models", "knn,svm", "--folds", "3", cwd=root, env=env)
         client = MlflowClient(tracking_uri=uri)
         (cheapest,) = client.search_runs(
             [client.get_experiment_by_name(settings.EXPERIMENT).experiment_id],
