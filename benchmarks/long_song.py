@@ -16,24 +16,29 @@ The model: the default champion as ``genre main`` chooses it (an SVM on musicnn'
 registered as ``genre-classifier@champion``. Its windows are 30 s, so by default a 4-minute song is
 answered from three windows spread over it (``EXCERPT_SECONDS``), and from eight with ``full``.
 
-Measured, after a warm-up, median of ``--repeats`` runs interleaved so all see the same load:
+The answer on each surface is measured in turns, so all see the same load: ``genre web`` and the
+endpoint are started first, then each turn runs
 
-* in-process (``load_classifier()``): ``predict_audio`` of the MP3 bytes (windows on both cores, as it
-  runs in ``genre web`` and the endpoint), of the WAV, and with ``full``; its parts: decoding
-  (``load_audio_bytes``; libsndfile's own decoding, ``soundfile.read``, beside it), features
-  (``audio_windows`` minus decoding) and the model (``answer_windows``); ``audio_windows`` with 1 and 2
-  threads, excerpts and ``full``;
-* ``genre predict song.mp3``: the command's wall time, and the same command run through a probe that
-  records when ``load_classifier`` starts and returns and when the answer is yielded. The answer is
-  the time from the model loaded (and warmed up, which ``load_classifier`` does) to the answer:
-  decoding, windows and the model, what the command spends on the song itself. The rest is start-up
-  (interpreter, imports, arguments), loading and warming up the model, and exit;
-* ``genre web``: the round trip of ``POST /api/analyse`` with the MP3 as body, as the page sends it;
-* ``mlflow models serve -m models:/genre-classifier@champion --env-manager local``: the round trip of a
-  JSON request with the MP3 base64-encoded in the ``audio`` column (``serving_speed.Server``).
+* in-process ``predict_audio`` of the MP3 bytes (``load_classifier()``; windows on both cores, as in
+  ``genre web`` and the endpoint);
+* ``genre web``: ``POST /api/analyse`` with the MP3 as body, as the page sends it;
+* ``mlflow models serve -m models:/genre-classifier@champion --env-manager local``: ``POST /invocations``
+  of JSON with the MP3 base64-encoded in the ``audio`` column (``serving_speed.Server``);
+* ``genre predict song.mp3``: the whole command's wall time; then the same command through a probe that
+  records when ``load_classifier`` starts and returns and when the answer is yielded. Its answer is the
+  time from the model loaded (and warmed up, which ``load_classifier`` does) to the answer: decoding,
+  windows and the model, what the command spends on the song itself. The rest is start-up (interpreter,
+  imports, arguments), loading and warming up the model, and exit.
+
+The first turn warms every surface up; medians of the next ``--repeats``. Then, with the servers
+stopped, where the in-process time goes, again in turns: ``predict_audio`` of the MP3, of the WAV and
+with ``full``; decoding (``load_audio_bytes``, and libsndfile's own MP3 decoding, ``soundfile.read``);
+``audio_windows`` with 1 and 2 threads, excerpts and ``full`` (features: its time minus decoding); the
+model (``answer_windows``). In-process figures carry the CPU seconds of all threads, and from them an
+estimate of two idle cores (decoding, the windows two at a time, the model), labelled as not measured.
 
 Prints a JSON blob, then a markdown table with the target per surface. Timings are the machine's as it
-is: the load averages before and after are in the JSON.
+is: the load averages before and after each part are in the JSON.
 """
 
 from __future__ import annotations
@@ -166,14 +171,13 @@ def summary(samples: list[float]) -> dict[str, Any]:
     }
 
 
-def in_process(mp3: bytes, wav: bytes, repeats: int) -> dict[str, Any]:
-    """``predict_audio`` and its parts in this process, on the registered champion."""
-    classifier = load_classifier()
+def breakdown(classifier: Any, mp3: bytes, wav: bytes, repeats: int) -> dict[str, Any]:
+    """``predict_audio`` and its parts in this process: decoding, features and the model, excerpts and
+    ``full``, windows on 1 and 2 threads, MP3 and WAV."""
     options = classifier.window_options
     predict, decode = classifier.predict_audio, load_audio_bytes
     limits = {"sr": SAMPLE_RATE, "max_seconds": MAX_AUDIO_SECONDS}
-    for full in (False, True):  # warm-up: first calls, thread pools, allocator
-        predict([mp3], full=full)
+    predict([mp3], full=True)  # warm-up of the longer path (the surfaces warmed the default one)
     samples: dict[str, list[float]] = defaultdict(list)
     cpu: dict[str, list[float]] = defaultdict(list)
 
@@ -228,39 +232,42 @@ def in_process(mp3: bytes, wav: bytes, repeats: int) -> dict[str, Any]:
     return result
 
 
-def genre_predict(song: Path, env: dict[str, str], folder: Path, repeats: int) -> dict[str, Any]:
-    """``genre predict song`` as a whole command, and its phases through ``PROBE``."""
-    genre = shutil.which("genre", path=str(BIN))
-    walls, phases = [], defaultdict(list)
-    answers = set()
-    for i in range(repeats + 1):  # the first of each is a warm-up (page cache, numba's cache files)
-        took, done = seconds_of(
-            subprocess.run, [genre, "predict", str(song)], env=env, cwd=folder, capture_output=True
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"genre predict failed:\n{done.stderr.decode()[-3000:]}")
-        answers.add(done.stdout.decode().split(": ", 1)[-1].strip())
-        marks_file = folder / "marks.json"
-        launched = time.time()
-        probed = subprocess.run(
-            [sys.executable, "-c", PROBE, str(marks_file), "predict", str(song)],
-            env=env,
-            cwd=folder,
-            capture_output=True,
-        )
-        ended = time.time()
-        if probed.returncode != 0:
-            raise RuntimeError(f"probed genre predict failed:\n{probed.stderr.decode()[-3000:]}")
-        if i == 0:
-            continue
-        walls.append(took)
-        marks = json.loads(marks_file.read_text())
-        phases["start_up"].append(marks["loading"] - launched)
-        phases["load_model"].append(marks["loaded"] - marks["loading"])
-        phases["answer"].append(marks["answered"] - marks["loaded"])
-        phases["exit"].append(ended - marks["answered"])
-        phases["probed_wall"].append(ended - launched)
-    return {"wall": summary(walls), **{k: summary(v) for k, v in phases.items()}, "printed": sorted(answers)}
+def genre_predict(song: Path, env: dict[str, str], folder: Path) -> tuple[float, str]:
+    """Wall seconds of ``genre predict song`` as a whole command, and the line it printed."""
+    took, done = seconds_of(
+        subprocess.run,
+        [shutil.which("genre", path=str(BIN)), "predict", str(song)],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"genre predict failed:\n{done.stderr.decode()[-3000:]}")
+    return took, done.stdout.decode().strip()
+
+
+def genre_predict_phases(song: Path, env: dict[str, str], folder: Path) -> dict[str, float]:
+    """The phases of one ``genre predict song`` run through ``PROBE``: start-up, loading the model (and
+    its warm-up), the answer, and exit."""
+    marks_file = folder / "marks.json"
+    launched = time.time()
+    probed = subprocess.run(
+        [sys.executable, "-c", PROBE, str(marks_file), "predict", str(song)],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+    )
+    ended = time.time()
+    if probed.returncode != 0:
+        raise RuntimeError(f"probed genre predict failed:\n{probed.stderr.decode()[-3000:]}")
+    marks = json.loads(marks_file.read_text())
+    return {
+        "start_up": marks["loading"] - launched,
+        "load_model": marks["loaded"] - marks["loading"],
+        "answer": marks["answered"] - marks["loaded"],
+        "exit": ended - marks["answered"],
+        "probed_wall": ended - launched,
+    }
 
 
 class WebApp:
@@ -313,37 +320,47 @@ class WebApp:
         self.process.wait(timeout=30)
 
 
-def genre_web(mp3: bytes, env: dict[str, str], folder: Path, repeats: int, free_port) -> dict[str, Any]:
-    app = WebApp(env, folder, free_port)
+def surfaces(
+    classifier: Any, song: Path, uri: str, env: dict[str, str], repeats: int, serving_speed: Any
+) -> dict[str, Any]:
+    """The song's answer on each surface, measured in turns so all see the same load: in-process
+    ``predict_audio``, ``genre web``, ``mlflow models serve``, and ``genre predict`` (the whole command,
+    then its phases). The first turn warms every surface up and is not counted."""
+    folder = song.parent
+    mp3 = song.read_bytes()
+    body = json.dumps({"dataframe_records": [{"audio": encode_audio(mp3)}]}).encode()
+    app = WebApp(env, folder, serving_speed._free_port)
+    server = None
+    samples: dict[str, list[float]] = defaultdict(list)
+    printed: set[str] = set()
     try:
-        start = app.wait()
-        app.analyse(mp3)  # warm-up
-        runs = [app.analyse(mp3) for _ in range(repeats)]
+        web_start = app.wait()
+        # Started after the page is up: two processes loading at once on 2 cores would each look slow.
+        server = serving_speed.Server(f"models:/{MODEL_NAME}@{CHAMPION}", uri, folder / "serve.log", None)
+        served_start = server.wait_for_first_answer(body)
+        for turn in range(repeats + 1):
+            took = {"in_process": seconds_of(classifier.predict_audio, [mp3], names=[song.name])[0]}
+            took["genre_web"], page = app.analyse(mp3)
+            took["endpoint"] = server.timed(body)
+            took["genre_predict"], line = genre_predict(song, env, folder)
+            took.update({f"genre_predict_{k}": v for k, v in genre_predict_phases(song, env, folder).items()})
+            printed.add(line.split(": ", 1)[-1])
+            if turn:
+                for key, value in took.items():
+                    samples[key].append(value)
     finally:
         app.stop()
-    answer = runs[-1][1]
+        if server is not None:
+            server.stop()
     return {
-        "start_to_healthy_s": start,
-        "analyse": summary([took for took, _ in runs]),
-        "answered": {key: answer.get(key) for key in ("genre", "windows", "agreement")},
-    }
-
-
-def endpoint(mp3: bytes, uri: str, folder: Path, repeats: int, serving_speed: Any) -> dict[str, Any]:
-    body = json.dumps({"dataframe_records": [{"audio": encode_audio(mp3)}]}).encode()
-    server = serving_speed.Server(f"models:/{MODEL_NAME}@{CHAMPION}", uri, folder / "serve.log", None)
-    try:
-        first = server.wait_for_first_answer(body)
-        server.timed(body)  # warm-up
-        samples = [server.timed(body) for _ in range(repeats)]
-        status, answer = server.post(body)
-    finally:
-        server.stop()
-    return {
-        "start_to_first_answer_s": first,
-        "request_bytes": len(body),
-        "invocations": summary(samples),
-        "answered": json.loads(answer)["predictions"][0].get("genre") if status == 200 else None,
+        **{key: summary(values) for key, values in samples.items()},
+        "genre_web_start_to_healthy_s": web_start,
+        "endpoint_start_to_first_answer_s": served_start,
+        "endpoint_request_bytes": len(body),
+        "answers": {
+            "genre_predict": sorted(printed),
+            "genre_web": {key: page.get(key) for key in ("genre", "windows", "agreement")},
+        },
     }
 
 
@@ -396,14 +413,11 @@ def main() -> None:
             "excerpt_seconds": EXCERPT_SECONDS,
             "target_s": TARGET_SECONDS,
         }
-        report["in_process"] = in_process(mp3, wav, args.repeats)
+        classifier = load_classifier()
+        report["surfaces"] = surfaces(classifier, mp3_path, uri, env, args.repeats, serving_speed)
+        loads["after_surfaces"] = os.getloadavg()
+        report["in_process"] = breakdown(classifier, mp3, wav, args.repeats)
         loads["after_in_process"] = os.getloadavg()
-        report["genre_predict"] = genre_predict(mp3_path, env, folder, args.repeats)
-        loads["after_genre_predict"] = os.getloadavg()
-        report["genre_web"] = genre_web(mp3, env, folder, args.repeats, serving_speed._free_port)
-        loads["after_genre_web"] = os.getloadavg()
-        report["endpoint"] = endpoint(mp3, uri, folder, args.repeats, serving_speed)
-        loads["after_endpoint"] = os.getloadavg()
         report["load_average"] = loads
     finally:
         os.chdir(HERE)
@@ -416,17 +430,10 @@ def main() -> None:
 
 
 def table(report: dict[str, Any]) -> str:
-    """One row per figure (medians; in-process ones with their CPU seconds, all threads), with the 2-s
-    target on each surface's answer."""
-    inside, cli = report["in_process"], report["genre_predict"]
-    web, served = report["genre_web"], report["endpoint"]
+    """The answer on each surface against the 2-s target, then where the time goes (medians; in-process
+    figures with their CPU seconds, all threads)."""
+    turns, inside = report["surfaces"], report["in_process"]
     windows = {kind: inside[f"features_{kind}_2"]["windows"] for kind in ("excerpts", "full")}
-    judged = {
-        "in-process": inside["total"],
-        "genre predict": cli["answer"],
-        "genre web": web["analyse"],
-        "endpoint": served["invocations"],
-    }
     target = report["target_s"]
 
     def s(entry: dict[str, Any]) -> str:
@@ -435,50 +442,46 @@ def table(report: dict[str, Any]) -> str:
     def c(entry: dict[str, Any]) -> str:
         return f"{entry['cpu_median_s']:.2f} s"
 
-    # (measure, wall time, CPU time, the surface whose answer it is)
-    rows: list[tuple[str, str, str, str | None]] = [
-        (
-            f"in-process `predict_audio`, MP3 ({windows['excerpts']} windows, 2 threads)",
-            s(inside["total"]), c(inside["total"]), "in-process",
-        ),
-        ("  decoding (`load_audio_bytes`: libsndfile, downmix, resampling)", s(inside["decode"]),
-         c(inside["decode"]), None),
-        ("    of which libsndfile's MP3 decoding (`soundfile.read`)", s(inside["libsndfile_read"]),
-         c(inside["libsndfile_read"]), None),
-        ("  features (`audio_windows` minus decoding)", s(inside["features_excerpts_2"]), "-", None),
-        ("  model (`answer_windows`)", f"{inside['model_excerpts']['median_s'] * 1000:.1f} ms", "-", None),
-        ("  estimate for 2 idle cores, from CPU seconds (not measured)",
-         f"{inside['idle_estimate_excerpts_s']:.2f} s", "-", None),
-        ("in-process `predict_audio`, the same song as a 22,050 Hz mono WAV", s(inside["total_wav"]),
-         c(inside["total_wav"]), None),
-        ("  decoding the WAV", s(inside["decode_wav"]), c(inside["decode_wav"]), None),
-        (f"in-process `predict_audio`, MP3, `full` ({windows['full']} windows)", s(inside["total_full"]),
-         c(inside["total_full"]), None),
-        ("  estimate for 2 idle cores, from CPU seconds (not measured)",
-         f"{inside['idle_estimate_full_s']:.2f} s", "-", None),
+    def answer(label: str, entry: dict[str, Any]) -> tuple[str, str, str, str, str]:
+        return label, s(entry), "-", f"< {target:g} s", "yes" if entry["median_s"] < target else "**no**"
+
+    def row(label: str, wall: str, cpu: str = "-") -> tuple[str, str, str, str, str]:
+        return label, wall, cpu, "-", "-"
+
+    def part(label: str, key: str) -> tuple[str, str, str, str, str]:
+        return row(label, s(inside[key]), c(inside[key]))
+
+    rows = [
+        answer(f"in-process `predict_audio` of the MP3 ({windows['excerpts']} windows)", turns["in_process"]),
+        answer("`genre predict song.mp3`: model loaded to answer", turns["genre_predict_answer"]),
+        row("  the whole command", s(turns["genre_predict"])),
+        row("  start-up: interpreter, imports, arguments", s(turns["genre_predict_start_up"])),
+        row("  loading and warming up the model", s(turns["genre_predict_load_model"])),
+        row("  exit", s(turns["genre_predict_exit"])),
+        answer("`genre web`: `POST /api/analyse` of the MP3", turns["genre_web"]),
+        answer("`mlflow models serve`: `POST /invocations`, base64 MP3", turns["endpoint"]),
+        row("  server start to first answer", f"{turns['endpoint_start_to_first_answer_s']:.1f} s"),
+        part("in-process `predict_audio`, again, beside its parts", "total"),
+        part("  decoding (`load_audio_bytes`: libsndfile, downmix, resampling)", "decode"),
+        part("    of which libsndfile's MP3 decoding (`soundfile.read`)", "libsndfile_read"),
+        row("  features (`audio_windows` minus decoding)", s(inside["features_excerpts_2"])),
+        row("  model (`answer_windows`)", f"{inside['model_excerpts']['median_s'] * 1000:.1f} ms"),
+        row("  estimate for 2 idle cores, from CPU seconds (not measured)",
+            f"{inside['idle_estimate_excerpts_s']:.2f} s"),
+        part("in-process, the same song as a 22,050 Hz mono WAV", "total_wav"),
+        part("  decoding the WAV", "decode_wav"),
+        part(f"in-process, `full` ({windows['full']} windows)", "total_full"),
+        row("  estimate for 2 idle cores, from CPU seconds (not measured)",
+            f"{inside['idle_estimate_full_s']:.2f} s"),
     ]  # fmt: skip
     for kind in ("excerpts", "full"):
         for threads in (1, 2):
             entry = inside[f"windows_{kind}_{threads}"]
             per_window = inside[f"features_{kind}_{threads}"]["per_window_s"]
             label = f"`audio_windows`, {kind} ({windows[kind]} windows), {threads} thread(s)"
-            rows.append((label, f"{s(entry)} ({per_window:.2f} s of features a window)", c(entry), None))
-    rows += [
-        ("`genre predict song.mp3`, the whole command", s(cli["wall"]), "-", None),
-        ("  start-up: interpreter, imports, arguments", s(cli["start_up"]), "-", None),
-        ("  loading and warming up the model", s(cli["load_model"]), "-", None),
-        ("  the answer: model loaded to answer", s(cli["answer"]), "-", "genre predict"),
-        ("  exit", s(cli["exit"]), "-", None),
-        ("`genre web`: `POST /api/analyse` of the MP3", s(web["analyse"]), "-", "genre web"),
-        ("`mlflow models serve`: `POST /invocations`, base64 MP3", s(served["invocations"]), "-", "endpoint"),
-        ("  server start to first answer", f"{served['start_to_first_answer_s']:.1f} s", "-", None),
-    ]
+            rows.append(row(label, f"{s(entry)} ({per_window:.2f} s of features a window)", c(entry)))
     lines = ["| measure (median) | wall | CPU | target | met |", "|---|---|---|---|---|"]
-    for label, wall, cpu, surface in rows:
-        goal, met = "-", "-"
-        if surface is not None:
-            goal, met = f"< {target:g} s", ("yes" if judged[surface]["median_s"] < target else "**no**")
-        lines.append(f"| {label} | {wall} | {cpu} | {goal} | {met} |")
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines)
 
 
