@@ -68,7 +68,9 @@ def test_the_readmes_layout_names_every_subpackage_and_top_level_entry():
     packages = {p.parent.name for p in (ROOT / "genre").glob("*/__init__.py")}
     missing = sorted(name for name in packages if not re.search(rf"(^|[ ,])\s*{name}/", layout, re.M))
     assert not missing, f"README's layout does not show genre/{missing}"
-    design_card = ["pyproject.toml", "MLproject", "experiments/", "genre/", "tests/", "conda.yaml", "registry/"]
+    design_card = [
+        "pyproject.toml", "MLproject", "experiments/", "genre/", "tests/", "conda.yaml", "registry/"
+    ]  # fmt: skip
     assert [entry for entry in design_card if not (ROOT / entry.rstrip("/")).exists()] == []
     assert all(re.search(rf"^{re.escape(entry)}\s", layout, re.M) for entry in design_card)
 
