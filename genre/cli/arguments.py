@@ -13,6 +13,7 @@ __all__ = [
     "add_batch_flags",
     "add_data",
     "add_jobs",
+    "add_model_source",
     "add_windows",
     "batch_status",
     "boolean",
@@ -66,6 +67,21 @@ def add_jobs(parser: argparse.ArgumentParser) -> None:
         default=settings.default_jobs(),
         help="worker processes for extraction and for cross-validation folds (default: 2, or 1 on a "
         "one-core machine; -1: all cores). On one machine the results do not depend on it",
+    )
+
+
+def add_model_source(parser: argparse.ArgumentParser) -> None:
+    """Which serving model answers audio, and how much of a long song it hears (``genre predict``,
+    ``genre catalog``)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model", help="any MLflow model URI of a registered serving model")
+    which.add_argument("--run-id", help="a training run: its logged model, served the same way")
+    parser.add_argument("--name", default=settings.MODEL_NAME, help="registered model (default source)")
+    parser.add_argument("--alias", default=settings.CHAMPION, help="alias of --name")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="analyse every window of a long song (default: 90 s of windows spread over all of it)",
     )
 
 

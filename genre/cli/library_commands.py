@@ -9,8 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from genre import settings
-from genre.cli.arguments import add_jobs, batch_status
+from genre.cli.arguments import add_jobs, add_model_source, batch_status
 
 __all__ = ["COMMANDS"]
 
@@ -39,16 +38,7 @@ def _catalog_parser(parser: argparse.ArgumentParser) -> None:
         help="music folders (searched recursively) and files: MP3, FLAC, OGG, Opus, M4A, AAC, WAV, AIFF, AU",
     )
     parser.add_argument("--db", default=DEFAULT_DB, help=f"the catalog, a SQLite file (default {DEFAULT_DB})")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--model", help="any MLflow model URI of a registered serving model")
-    which.add_argument("--run-id", help="a training run: its logged model, served the same way")
-    parser.add_argument("--name", default=settings.MODEL_NAME, help="registered model (default source)")
-    parser.add_argument("--alias", default=settings.CHAMPION, help="alias of --name")
-    parser.add_argument(
-        "--full",
-        action="store_true",
-        help="analyse every window of a long song (default: 90 s of windows spread over all of it)",
-    )
+    add_model_source(parser)
     add_jobs(parser)
     parser.add_argument(
         "--min-confidence",

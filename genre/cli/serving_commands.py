@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from genre import settings
-from genre.cli.arguments import add_jobs, whole_number
+from genre.cli.arguments import add_jobs, add_model_source, whole_number
 
 __all__ = ["COMMANDS"]
 
@@ -75,16 +75,7 @@ def _predict_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths", nargs="+", help="audio files, and folders searched recursively (WAV, FLAC, OGG, MP3, AU)"
     )
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--model", help="any MLflow model URI of a registered serving model")
-    which.add_argument("--run-id", help="a training run: its logged model, served the same way")
-    parser.add_argument("--name", default=settings.MODEL_NAME, help="registered model (default source)")
-    parser.add_argument("--alias", default=settings.CHAMPION, help="alias of --name")
-    parser.add_argument(
-        "--full",
-        action="store_true",
-        help="analyse every window of a long song (default: 90 s of windows spread over all of it)",
-    )
+    add_model_source(parser)
     parser.add_argument("--out", help="also write the answers as a table: FILE.csv or FILE.json")
     add_jobs(parser)
 
