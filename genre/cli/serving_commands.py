@@ -73,7 +73,9 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _predict_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "paths", nargs="+", help="audio files, and folders searched recursively (WAV, FLAC, OGG, MP3, AU, M4A, AAC)"
+        "paths",
+        nargs="+",
+        help="audio files, and folders searched recursively (WAV, FLAC, OGG, MP3, AU, M4A, AAC)",
     )
     add_model_source(parser)
     parser.add_argument("--out", help="also write the answers as a table: FILE.csv or FILE.json")
