@@ -472,6 +472,19 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user and system) the processes of group ``pgid`` have used so far, from /proc."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(fields[2]) == pgid:  # pgrp; then utime and stime are fields 14 and 15 of stat
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _files(*folders: Path) -> list[str]:
     return sorted(str(path) for folder in folders for path in folder.rglob("*"))
 
@@ -514,9 +527,17 @@ def test_a_server_stopped_with_sigterm_while_it_answers(server, served, long_son
                 answer["error"] = repr(error)
             answer["at"] = time.monotonic()
 
+        # SIGTERM while the request is being worked on: once the server has spent 0.2 s of CPU on it (a
+        # long song is analysed in a bounded number of windows, so a fixed wait could outlast the answer
+        # on a fast machine, or on a loaded one be descheduled past it).
+        idle = _group_cpu_seconds(process.pid)
         client = threading.Thread(target=ask)
         client.start()
-        time.sleep(1.0)  # the song is uploaded and being analysed
+        deadline = time.monotonic() + 60
+        while client.is_alive() and _group_cpu_seconds(process.pid) < idle + 0.2:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         assert client.is_alive(), answer
         stopped = time.monotonic()
         process.send_signal(signal.SIGTERM)
