@@ -75,7 +75,7 @@ def _predict_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths",
         nargs="+",
-        help="audio files, and folders searched recursively (WAV, FLAC, OGG, MP3, AU, M4A, AAC)",
+        help="audio files, and folders searched recursively (WAV, AIFF, FLAC, OGG, Opus, MP3, AU, M4A, AAC)",
     )
     add_model_source(parser)
     parser.add_argument("--out", help="also write the answers as a table: FILE.csv or FILE.json")

@@ -1,13 +1,13 @@
 """Reading audio: files and in-memory bytes decoded to mono float32, and the rule for a usable clip.
 
-Decoding goes through libsndfile (WAV, FLAC, OGG/Vorbis, MP3, AU; no ffmpeg): librosa's fallback to
-audioread is never taken, because it turns a bad file into a slow, warning-laden failure (or a hang on
-some backends) instead of an error naming the file. What libsndfile refuses is tried with PyAV, whose
-wheel carries FFmpeg's decoders, but only for M4A/MP4 and ADTS AAC, recognised by their first bytes and
-opened as that format alone: FFmpeg's own format guessing would also open playlists and other formats
-that read further files or URLs named inside the bytes, which a served model must never do. Every
-failure is an ``AudioError`` whose ``code`` says what went wrong, so batch reports, the served model and
-the web page need not read messages.
+Decoding goes through libsndfile (WAV, AIFF, FLAC, OGG Vorbis and Opus, MP3, AU; no ffmpeg): librosa's
+fallback to audioread is never taken, because it turns a bad file into a slow, warning-laden failure (or
+a hang on some backends) instead of an error naming the file. What libsndfile refuses is tried with PyAV,
+whose wheel carries FFmpeg's decoders, but only for M4A/MP4 and ADTS AAC, recognised by their first bytes
+and opened as that format alone: FFmpeg's own format guessing would also open playlists and other formats
+that read further files or URLs named inside the bytes, which a served model must never do. Every failure
+is an ``AudioError`` whose ``code`` says what went wrong, so batch reports, the served model and the web
+page need not read messages.
 """
 
 from __future__ import annotations
@@ -33,8 +33,12 @@ __all__ = [
     "load_audio_bytes",
 ]
 
-#: File types the extractor reads (libsndfile decodes the first five, MP3 included; PyAV M4A and AAC).
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3", ".m4a", ".aac")
+#: File types the extractor reads: libsndfile decodes all but the last two (Opus in Ogg and AIFF included;
+#: libsndfile 1.2.2 lists both in ``soundfile.available_formats()`` and ``available_subtypes("OGG")``),
+#: PyAV M4A and AAC. The same list as the library's walk (genre.library.walk.LIBRARY_EXTENSIONS).
+AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".wav", ".aiff", ".aif", ".au", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac",
+)  # fmt: skip
 
 #: A clip whose peak amplitude stays below this (-80 dBFS) is silent: its features would be finite but
 #: meaningless.
@@ -44,7 +48,7 @@ SILENCE_PEAK = 1e-4
 #: recording, and its spectra overflow float32 (from peaks near 1e16).
 MAX_PEAK = 1e6
 
-_READABLE = "WAV, FLAC, OGG/Vorbis, MP3, AU or M4A/AAC"
+_READABLE = "WAV, AIFF, FLAC, OGG Vorbis or Opus, MP3, AU or M4A/AAC"
 #: Samples (frames x channels) decoded per read: memory grows with the audio decoded, never with what a
 #: header claims (its length, its channels).
 _BLOCK_SAMPLES = 2**21
@@ -124,7 +128,7 @@ def load_audio_bytes(
     Parameters
     ----------
     data : bytes
-        The whole file: WAV, FLAC, OGG/Vorbis, MP3, AU, or M4A/AAC (through PyAV).
+        The whole file: WAV, AIFF, FLAC, OGG Vorbis or Opus, MP3, AU, or M4A/AAC (through PyAV).
     sr : int, default SAMPLE_RATE
         Sample rate of the returned signal.
     name : str, default "audio"

@@ -22,6 +22,7 @@ SOUNDFILE_FORMATS = {
     ".opus": ("OGG", "OPUS"),
     ".wav": ("WAV", None),
     ".aiff": ("AIFF", None),
+    ".aif": ("AIFF", None),
     ".au": ("AU", None),
 }
 SUFFIXES = (".mp3", ".flac", ".ogg", ".opus", ".wav", ".aiff", ".m4a")
