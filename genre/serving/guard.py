@@ -31,7 +31,8 @@ no body limit (uvicorn has none), and a model with a type-hint signature still h
 
 What it cannot do: the body is already in memory when ``invocations`` is called (uvicorn and Starlette
 read it whole, whatever its size), so a body far over the limit costs its size in memory while it lasts;
-a proxy in front of the server (a body size limit) bounds that.
+a proxy in front of the server (a body size limit) bounds that. Once a large body is answered, the guard
+tells ``genre.serving.memory``, which has glibc hand what it freed back to the system.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from genre.errors import GenreError, RequestError
+from genre.serving import memory
 from genre.serving.classifier import MAX_REQUEST_BYTES, MAX_ROWS
 
 __all__ = ["count_rows", "guarded", "install", "invalid_request", "refusal"]
@@ -208,6 +210,12 @@ def guarded(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def invocations(data: Any, content_type: str | None, model: Any, input_schema: Any) -> Any:
+        try:
+            return _answer(data, content_type, model, input_schema)
+        finally:  # glibc keeps what a large body's parse freed until it is told to hand it back
+            memory.answered(len(data) if isinstance(data, (bytes, bytearray, str)) else 0)
+
+    def _answer(data: Any, content_type: str | None, model: Any, input_schema: Any) -> Any:
         if isinstance(data, (bytes, bytearray)):
             problem = refusal(bytes(data), content_type)
             if problem is not None:
