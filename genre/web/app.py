@@ -41,7 +41,14 @@ from mlflow.exceptions import MlflowException
 from genre.errors import GenreError, RegistryError, RequestError
 from genre.features import AUDIO_EXTENSIONS
 from genre.registry import load_classifier
-from genre.serving import AUDIO_COLUMN, MAX_AUDIO_BYTES, MAX_AUDIO_SECONDS, GenreClassifier, encode_audio
+from genre.serving import (
+    AUDIO_COLUMN,
+    MAX_AUDIO_BYTES,
+    MAX_AUDIO_SECONDS,
+    GenreClassifier,
+    encode_audio,
+    memory,
+)
 from genre.settings import CHAMPION, MODEL_NAME
 from genre.tracking import configure_tracking
 
@@ -317,7 +324,9 @@ def create_app(
             log.warning("analysis failed: %s", exc)
             return problem(502, "The model could not answer", str(exc), "backend")
         finally:
+            size = len(data)
             del data  # the upload lives only as long as the request
+            memory.answered(size)  # and glibc hands it back (genre.serving.memory)
         return JSONResponse({**answer, "file": label})
 
     return app
