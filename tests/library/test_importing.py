@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
 
 import pandas as pd
 import pytest
 
 from genre.batch import spark
+from genre.cli.library_commands import MIN_CONFIDENCE
 from genre.library import importing
 from genre.library.classify import ModelRef
 from genre.library.importing import import_scores, local_path
 from genre.library.store import Catalog, CatalogError
 from genre.library.tagging import write_tags
-from genre.library.tags import read_tag
-from tests.library.audio_files import library
+from genre.library.tags import genre_name, read_tag, snapshot
+from tests.library.audio_files import library, music, write_audio
+from tests.processes import BIN, child_env
 
 MODEL = ModelRef("genre-classifier", "7", (("model", "models:/genre-classifier/7"),))
 
@@ -94,3 +99,73 @@ def test_what_is_not_scorings_output_is_refused_by_name(tmp_path):
         (tmp_path / "text.parquet").write_text("not parquet")
         with pytest.raises(CatalogError, match="text.parquet: cannot read it as Parquet"):
             import_scores(catalog, tmp_path / "text.parquet", MODEL, min_confidence=0.5)
+
+
+def _genre(*args: str, champion, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "genre"), *args], cwd=cwd, env=child_env(MLFLOW_TRACKING_URI=champion.uri),
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(spark.find_java() is None, reason="Spark needs a Java 17+ runtime: no java found")
+def test_spark_scorings_own_output_fills_a_catalog_that_tags_and_playlists_work_from(champion, tmp_path):
+    """``genre score --audio`` on local Spark (the command docs/library.md gives for big libraries)
+    scores a library in every format, with a broken file, a file deleted before the import and a space in
+    a folder's name; ``genre catalog LIB --import`` then fills the catalog from that Parquet, writes
+    the tags and the playlists in the same command, and a rescan finds nothing left to do. (About a minute
+    on 2 cores, most of it Spark's start: ``pytest -m integration``.)"""
+    lib = tmp_path / "My Music"
+    songs = library(lib / "album")
+    (lib / "broken.mp3").write_text("not audio at all\n" * 30)
+    gone = write_audio(lib / "gone.flac", music(4.0, seed=9), 22050)
+    originals = {path: snapshot(path) for path in songs.values()}
+    model, parquet, n = "models:/genre-classifier/1", str(tmp_path / "scores.parquet"), len(songs) + 2
+
+    scored = _genre("score", model, str(lib), "--audio", "--out", parquet, champion=champion, cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    spark_rows = pd.read_parquet(parquet)
+    spark_rows.index = [local_path(path) for path in spark_rows["path"]]
+    assert sorted(spark_rows.index) == sorted(map(str, [*songs.values(), lib / "broken.mp3", gone]))
+    gone.unlink()  # scored on the cluster, not on this machine any more
+
+    imported = _genre(
+        "catalog", str(lib), "--import", parquet, "--model", model, "--write-tags", "--playlists",
+        str(tmp_path / "lists"), champion=champion, cwd=tmp_path,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert (
+        f"imported {n} row(s) from {parquet} as answered by genre-classifier version 1: {n - 1} answered, "
+        f"1 failed, 1 not on this machine (missing)"
+    ) in imported.stdout
+    with Catalog(tmp_path / "genre-catalog.sqlite") as catalog:
+        rows = {row["path"]: row for row in catalog.rows()}
+    assert sorted(rows) == sorted(spark_rows.index)
+    assert "not audio" in rows[str(lib / "broken.mp3")]["error"] and rows[str(gone)]["missing"] == 1
+    sure = set()
+    for suffix, path in songs.items():
+        row, answer = rows[str(path)], spark_rows.loc[str(path)]
+        probabilities = answer[[c for c in spark_rows.columns if c.startswith("p_")]].astype(float)
+        assert row["genre"] == answer["genre"] and row["confidence"] == probabilities.max()
+        assert row["format"] == suffix[1:] and row["windows"] == answer["windows"] == 1
+        assert row["digest"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert (row["model_name"], row["model_version"], row["missing"]) == ("genre-classifier", "1", 0)
+        if row["confidence"] >= MIN_CONFIDENCE:
+            sure.add(path)
+            assert read_tag(path)[1] == (genre_name(row["genre"]),)
+        else:
+            assert row["unsure"] == 1 and read_tag(path)[1] == ()
+    assert sure and f"tags: {len(sure)} written" in imported.stdout
+    lists = {p.name: p.read_text() for p in (tmp_path / "lists").iterdir()}
+    for path in songs.values():
+        listed = "unsure.m3u8" if path not in sure else f"{genre_name(rows[str(path)]['genre'])}.m3u8"
+        assert f"\n../My Music/album/{path.name}\n" in lists[listed]
+
+    rescan = _genre("catalog", str(lib), champion=champion, cwd=tmp_path)  # the champion is version 1
+    assert rescan.returncode == 0, rescan.stderr
+    assert f"{n - 1} audio file(s): 0 classified, 0 failed, {n - 1} unchanged" in rescan.stdout
+    restored = _genre("catalog", "--restore-tags", champion=champion, cwd=tmp_path)
+    assert f"tags: {len(sure)} restored" in restored.stdout
+    assert all(snapshot(path) == tag for path, tag in originals.items())
+    assert not [p for p in lib.rglob("*") if p.name.endswith(".genre-tmp")] and os.path.isdir(lib)
