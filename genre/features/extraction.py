@@ -30,6 +30,7 @@ from genre.data.schema import SAMPLE_RATE, WINDOW_SAMPLES, feature_columns
 from genre.errors import AudioError, DataError
 from genre.features.audio import AUDIO_EXTENSIONS, check_clip, load_audio
 from genre.features.sets import extract_set_windows, extract_sets
+from genre.workers import process_backend
 
 __all__ = [
     "ExtractionResult",
@@ -152,7 +153,7 @@ def extract_paths(
 
     start = time.perf_counter()
     jobs = (delayed(_extract_or_report)(extract_file, path, windows, sets, digest) for path in files)
-    outcomes = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    outcomes = Parallel(n_jobs=n_jobs, backend=process_backend(), return_as="generator")(jobs)
     rows: list[dict[str, object]] = []
     failures: list[dict[str, str]] = []
     bar = tqdm(outcomes, total=len(files), disable=not progress, unit="file", desc="extracting features")

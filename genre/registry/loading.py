@@ -21,6 +21,7 @@ from genre import settings
 from genre.errors import RegistryError
 from genre.serving import GenreClassifier, GenrePyfunc, windowing
 from genre.tracking import configure_tracking, logged_model_uri
+from genre.workers import process_backend
 
 __all__ = ["ANSWER_COLUMNS", "SongAnswer", "load_classifier", "predict_files"]
 
@@ -125,7 +126,7 @@ def predict_files(
     options = {**classifier.window_options, "full": full}
     names = list(map(str, paths))
     if jobs > 1 and len(names) > 1:
-        cuts = Parallel(n_jobs=jobs, return_as="generator")(
+        cuts = Parallel(n_jobs=jobs, backend=process_backend(), return_as="generator")(
             delayed(cut)(name, threads=1, **options) for name in names
         )
     else:  # one song: its windows on every core instead
