@@ -155,6 +155,11 @@ def test_a_scan_killed_at_random_moments_keeps_its_rows_and_the_next_one_finishe
                 time.sleep(0.05)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
+            # Its workers watch it (genre.workers) and exit soon after, rather than idling for minutes.
+            deadline = time.monotonic() + 10
+            while _group_alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not _group_alive(process.pid), "the killed scan's workers outlived it"
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # the workers it left behind
@@ -172,6 +177,19 @@ def test_a_scan_killed_at_random_moments_keeps_its_rows_and_the_next_one_finishe
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert connection.execute("SELECT COUNT(DISTINCT path) FROM files").fetchone()[0] == count
+
+
+def _group_alive(group: int) -> list[int]:
+    """The live processes of a process group (zombies, dead but not yet reaped, are not counted)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
 
 
 @pytest.fixture(autouse=True)
