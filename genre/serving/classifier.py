@@ -8,11 +8,11 @@ A request is one of two forms, told apart by its columns:
 
 * **features**: the columns of the model's feature sets (the 57 ``FEATURE_COLUMNS``, musicnn's 100, or
   both; the signature lists them), matched by name in any order, finite numbers;
-* **audio**: one column ``audio`` holding a whole audio file per row (WAV, FLAC, OGG, MP3, AU), base64
-  encoded in JSON (or raw ``bytes`` in-process). The file is decoded in memory, never read from a path,
-  cut into the windows the model was trained on (3-s windows, or 30-s clips) and the windows'
-  probabilities are averaged; the answer says how many windows were used, and for a model of musicnn's
-  features the file's strongest musicnn tags (``tags``).
+* **audio**: one column ``audio`` holding a whole audio file per row (WAV, AIFF, FLAC, OGG/Vorbis or
+  Opus, MP3, AU, M4A/AAC), base64 encoded in JSON (or raw ``bytes`` in-process). The file is decoded
+  in memory, never read from a path, cut into the windows the model was trained on (3-s windows, or
+  30-s clips) and the windows' probabilities are averaged; the answer says how many windows were used,
+  and for a model of musicnn's features the file's strongest musicnn tags (``tags``).
 
 Columns outside the model's signature are ignored: MLflow drops them before ``predict`` runs (and the
 server logs their names), so a row of a GTZAN CSV with its ``filename``, ``length`` and ``label`` is
