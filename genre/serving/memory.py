@@ -5,22 +5,28 @@ before anything of ours sees it: uvicorn passes it up in chunks of tens of kB, S
 list and joins them, all on the event loop's thread, so a large body's chunks are allocated from glibc's
 main heap among the small blocks of every other request served meanwhile. MLflow's parse (or
 ``genre.serving.guard``'s count) then runs on one of anyio's worker threads, each of which has an arena
-of its own. When the body is freed, glibc keeps the memory: a heap shrinks only from its top, which one
-live small block pins, and freed chunks stay in each arena for the next allocation. So after a burst of
-large bodies the server held hundreds of MB it no longer used, more the more bodies had coincided, and
-never gave them back (``MALLOC_ARENA_MAX`` bounds the arenas, not what each keeps). ``malloc_trim(0)``
-hands the free pages of every arena back to the system, wherever they lie (docs/serving.md has the
-measurements).
+of its own; ``genre web`` analyses uploads on a thread of its own. When a body is freed, glibc keeps the
+memory: a heap shrinks only from its top, which one live small block pins, and freed chunks stay in
+each arena for the next allocation. Worse, glibc raises its own thresholds as it sees large blocks
+freed, so that a thread's arena then keeps tens of MB free at its top, which ``malloc_trim`` does not
+reach (it trims the top of the main heap only). So after a burst of large bodies a server held hundreds
+of MB it no longer used, more the more bodies had coincided with other requests, and never gave them
+back (``MALLOC_ARENA_MAX`` bounds the number of arenas, not what each keeps). docs/reliability.md has
+the measurements.
 
-How: a request whose body is at least ``LARGE_BYTES`` calls ``answered`` when it is done; a thread of
-its own then calls ``malloc_trim(0)`` every ``INTERVAL`` seconds until ``LINGER`` seconds have passed
-since the last such request. Off the request path: a trim locks each arena while it walks it, so it is
-done on the trimming thread, never while a request waits on it, and not again sooner than ``INTERVAL``
-however many requests end. It keeps trimming for a while because a body is freed only after its answer
-has been sent, a little after ``answered``.
+How: a request whose body is at least ``LARGE_BYTES`` calls ``answered`` when it is done. The first
+time, ``Glibc.keep_less`` fixes glibc's thresholds (``mallopt``): blocks from ``MMAP_THRESHOLD`` up get
+a mapping of their own, and a heap's top is given back beyond ``TRIM_THRESHOLD`` whenever a block is
+freed, in every arena. Then a thread of its own calls ``malloc_trim(0)``, which hands back the free
+pages inside every arena, every ``INTERVAL`` seconds until ``LINGER`` seconds have passed since the
+last such request. Off the request path: a trim locks each arena while it walks it, so it is done on
+the trimming thread, never while a request waits on it, and not again sooner than ``INTERVAL`` however
+many requests end. It goes on for a while because a body is freed only after its answer has been
+sent, a little after ``answered``.
 
-Only on glibc, where the C library has ``malloc_trim``; elsewhere (musl, macOS) ``answered`` does
-nothing. ``guard.install`` hooks it into the scoring server; ``genre web`` calls it after a large upload.
+Only on glibc, where the C library has ``malloc_trim`` and ``mallopt``; elsewhere (musl, macOS)
+``answered`` does nothing. ``guard.install`` hooks it into the scoring server; ``genre web`` calls it
+after a large upload.
 """
 
 from __future__ import annotations
@@ -30,9 +36,18 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["INTERVAL", "LARGE_BYTES", "LINGER", "Trimmer", "answered", "malloc_trim"]
+__all__ = [
+    "INTERVAL",
+    "LARGE_BYTES",
+    "LINGER",
+    "MMAP_THRESHOLD",
+    "TRIM_THRESHOLD",
+    "Glibc",
+    "Trimmer",
+    "answered",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +56,56 @@ LARGE_BYTES = 8 * 2**20
 #: Seconds between two trims, and how long after the last large request trimming goes on.
 INTERVAL = 0.5
 LINGER = 3.0
+#: Blocks this large or larger are mapped on their own and unmapped when freed: the ceiling of glibc's
+#: own moving threshold on 64-bit systems, so smaller arrays are still served from the arenas.
+MMAP_THRESHOLD = 32 * 2**20
+#: Free memory at the top of a heap beyond this goes back to the system when a block is freed.
+TRIM_THRESHOLD = LARGE_BYTES
+#: ``mallopt`` parameters, from glibc's ``malloc.h``.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 
 
-def malloc_trim() -> Callable[[], int] | None:
-    """glibc's ``malloc_trim(0)`` as a function, or None when the C library is not glibc."""
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
+class Allocator(Protocol):
+    def keep_less(self) -> None: ...
+
+    def trim(self) -> int: ...
+
+
+class Glibc:
+    """glibc's allocator, through ``ctypes``: ``load()`` is None where the C library is not glibc."""
+
+    def __init__(self, libc: ctypes.CDLL) -> None:
+        self._trim, self._mallopt = libc.malloc_trim, libc.mallopt
+        self._trim.argtypes, self._trim.restype = [ctypes.c_size_t], ctypes.c_int
+        self._mallopt.argtypes, self._mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+
+    @classmethod
+    def load(cls) -> Glibc | None:
+        try:
+            if not os.confstr("CS_GNU_LIBC_VERSION"):
+                return None
+            return cls(ctypes.CDLL(None))
+        except (ValueError, OSError, AttributeError):  # no such confstr name, no C library, no symbol
             return None
-        function = ctypes.CDLL(None).malloc_trim
-    except (ValueError, OSError, AttributeError):  # no such confstr name, no C library, no symbol
-        return None
-    function.argtypes, function.restype = [ctypes.c_size_t], ctypes.c_int
-    return lambda: function(0)
+
+    def keep_less(self) -> None:
+        """Fix the thresholds (``MMAP_THRESHOLD``, ``TRIM_THRESHOLD``) that glibc would otherwise raise."""
+        self._mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        self._mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+
+    def trim(self) -> int:
+        """``malloc_trim(0)``: 1 if memory went back to the system."""
+        return self._trim(0)
 
 
 class Trimmer:
-    """Calls ``trim`` every ``interval`` seconds, on a thread of its own, until ``linger`` seconds after
-    the last ``answered``; ``trims`` counts the calls. With ``trim=None`` it does nothing."""
+    """After a large request, ``allocator.keep_less()`` (once) and ``allocator.trim()`` every
+    ``interval`` seconds, on a thread of its own, until ``linger`` seconds after the last ``answered``;
+    ``trims`` counts the trims. With ``allocator=None`` it does nothing."""
 
-    def __init__(self, trim: Callable[[], int] | None, *, interval: float = INTERVAL, linger: float = LINGER):
-        self.trim, self.interval, self.linger = trim, interval, linger
+    def __init__(self, allocator: Allocator | None, *, interval: float = INTERVAL, linger: float = LINGER):
+        self.allocator, self.interval, self.linger = allocator, interval, linger
         self.trims = 0
         self._last = 0.0
         self._wake = threading.Event()
@@ -69,7 +114,7 @@ class Trimmer:
 
     def answered(self, size: int) -> None:
         """A request whose body held ``size`` bytes has been answered: trim soon if it was large."""
-        if self.trim is None or size < LARGE_BYTES:
+        if self.allocator is None or size < LARGE_BYTES:
             return
         with self._lock:
             self._last = time.monotonic()
@@ -79,19 +124,20 @@ class Trimmer:
         self._wake.set()
 
     def _run(self) -> None:
-        assert self.trim is not None
+        assert self.allocator is not None
+        self.allocator.keep_less()
         while True:
             self._wake.wait()
             self._wake.clear()
             while time.monotonic() - self._last < self.linger:
                 time.sleep(self.interval)
                 started = time.perf_counter()
-                self.trim()
+                self.allocator.trim()
                 self.trims += 1
                 log.debug("malloc_trim(0) in %.3f s", time.perf_counter() - started)
 
 
-_trimmer = Trimmer(malloc_trim())
+_trimmer = Trimmer(Glibc.load())
 
 
 def answered(size: int) -> None:

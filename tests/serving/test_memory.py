@@ -1,17 +1,23 @@
 """Handing the memory of large requests back (``genre.serving.memory``), without a server: glibc's trim
-returns freed memory that a live block pins, the trimming thread runs only after large requests and
-stops, and the guard reports every body it is given. ``tests/reliability/test_load.py`` asserts the
-effect on the real servers after a burst of large bodies."""
+returns freed memory that a live block pins, its fixed thresholds return the top of a thread's arena,
+the trimming thread runs only after large requests and stops, and the guard reports every body it is
+given. ``tests/reliability/test_load.py`` asserts the effect on the real servers after a burst of large
+bodies."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from genre.serving import guard, memory
 
+ROOT = Path(__file__).resolve().parents[2]
 glibc = pytest.mark.skipif(not os.confstr("CS_GNU_LIBC_VERSION"), reason="malloc_trim is glibc's")
 
 
@@ -24,15 +30,15 @@ def _rss() -> int:
 
 @glibc
 def test_the_trim_hands_back_freed_memory_that_a_live_block_pins():
-    trim = memory.malloc_trim()
-    assert trim is not None
+    glibc = memory.Glibc.load()
+    assert glibc is not None
     # 100 MB in blocks too large for Python's own allocator and too small for their own mapping, with
     # one kept in every 100: freed, they stay glibc's, since the kept ones pin the heap around them.
     blocks = [bytearray(2000) for _ in range(50_000)]
     kept = blocks[::100]
     del blocks
     before = _rss()
-    trim()
+    assert glibc.trim() == 1
     after = _rss()
     assert before - after > 50 * 2**20, (
         f"RSS {before / 2**20:.0f} MB before the trim, {after / 2**20:.0f} after"
@@ -40,10 +46,60 @@ def test_the_trim_hands_back_freed_memory_that_a_live_block_pins():
     assert len(kept) == 500
 
 
+# In a process of its own (the thresholds stay set): glibc raises its trim threshold once it has seen
+# a large block freed, after which a thread's arena keeps what is free at its top; keep_less fixes it.
+_ARENA_TOP = textwrap.dedent(
+    """
+    import sys, threading
+    from genre.serving import memory
+    from tests.serving.test_memory import _rss
+
+    big = bytearray(30 * 2**20); del big  # a mapped block freed: glibc raises its thresholds
+    if sys.argv[1] == "keep_less":
+        memory.Glibc.load().keep_less()
+
+    def work():
+        blocks = [bytearray(2**20) for _ in range(40)]  # from this thread's arena, at its top
+        del blocks
+
+    thread = threading.Thread(target=work)
+    before = _rss()
+    thread.start(); thread.join()
+    print((_rss() - before) // 2**20)
+    """
+)
+
+
+@glibc
+def test_fixed_thresholds_give_back_the_top_of_a_threads_arena():
+    def kept(mode: str) -> int:
+        run = subprocess.run(
+            [sys.executable, "-c", _ARENA_TOP, mode], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        return int(run.stdout)
+
+    assert kept("default") >= 30  # glibc's own thresholds: the 40 MB stay
+    assert kept("keep_less") <= memory.TRIM_THRESHOLD // 2**20 + 2
+
+
+class _Counting:
+    """A fake allocator that records its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+        self.kept_less = 0
+
+    def keep_less(self) -> None:
+        self.kept_less += 1
+
+    def trim(self) -> int:
+        self.calls.append(time.monotonic())
+        return 0
+
+
 def _counting() -> tuple[memory.Trimmer, list[float]]:
-    calls: list[float] = []
-    trimmer = memory.Trimmer(lambda: calls.append(time.monotonic()) or 0, interval=0.05, linger=0.3)
-    return trimmer, calls
+    allocator = _Counting()
+    return memory.Trimmer(allocator, interval=0.05, linger=0.3), allocator.calls
 
 
 def _until(condition, seconds: float = 5.0) -> bool:
@@ -72,6 +128,7 @@ def test_trims_follow_a_large_request_then_stop():
 
     trimmer.answered(10 * memory.LARGE_BYTES)  # the same thread wakes for the next one
     assert _until(lambda: len(calls) > done)
+    assert trimmer.allocator.kept_less == 1
 
 
 def test_without_glibc_nothing_happens():
