@@ -281,9 +281,7 @@ def model_load(served) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def web_load(served) -> dict[str, Any]:
-    # The first analysis of a long song takes memory that stays, outside glibc's arenas (a trim does
-    # not return it): the warm-up pays it, not the burst (measured: 8 long uploads left the page 90 MB
-    # over a warm-up without one, 35 MB over one with it).
+    # The warm-up analyses the burst's long song too, as it sends every kind of request once before.
     return _under_load(served.web, served.web_kinds, burst=(served.long_upload,))
 
 
