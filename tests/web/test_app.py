@@ -27,7 +27,7 @@ from genre.data.schema import SAMPLE_RATE
 from genre.data.synthesis import synthesize_clip
 from genre.features import load_data
 from genre.registry import register
-from genre.serving import GenreClassifier
+from genre.serving import GenreClassifier, memory
 from genre.training import train_run
 from genre.web import app as web
 from tests.conftest import use_store
@@ -184,6 +184,16 @@ def test_uploads_over_the_limit_are_refused_before_they_are_read(site, monkeypat
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server stopped reading: what the limit is for
         assert conn.recv(64).startswith(b"HTTP/1.1 413")
+
+
+def test_every_upload_is_reported_so_that_its_memory_is_handed_back(site, monkeypatch):
+    """``genre.serving.memory`` hears of each analysed upload, good or bad, with its size."""
+    sizes: list[int] = []
+    monkeypatch.setattr(memory, "answered", sizes.append)
+    data = song(6.5)
+    assert analyse(site.url, data)[0] == 200
+    assert analyse(site.url, b"not audio", name="bad.wav")[0] == 400
+    assert sizes == [len(data), len(b"not audio")]
 
 
 def test_the_client_file_name_is_only_a_label(site):
