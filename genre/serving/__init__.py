@@ -2,7 +2,8 @@
 
 ``classifier`` answers requests (feature rows or base64 audio) with any fitted genre model; ``pyfunc``
 is that classifier as MLflow's ``PythonModel``, with its signature and the way it is logged; ``guard``
-refuses requests over the limits inside ``mlflow models serve`` before MLflow parses them.
+refuses requests over the limits inside ``mlflow models serve`` before MLflow parses them; ``memory``
+has glibc hand back what a large request's body took once it is answered.
 """
 
 from genre.serving.classifier import (
