@@ -10,6 +10,7 @@ byte-identical across runs and does not depend on how many other clips are gener
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -75,8 +76,7 @@ def generate_dataset(
     require_int("clips_per_class", clips_per_class, minimum=2)
     require_int("windows_per_clip", windows_per_clip, minimum=1)
     out = Path(out_dir)
-    root = out / "genres_original"
-    manifest_path = out / MANIFEST_NAME
+    out.mkdir(parents=True, exist_ok=True)
     params = {
         "version": GENERATOR_VERSION,
         "seed": int(seed),
@@ -86,6 +86,19 @@ def generate_dataset(
         "n_samples": windows_per_clip * WINDOW_STEP,
         "classes": list(CLASSES),
     }
+    # One writer at a time: processes started together on an empty cache (Optuna workers, CI's first
+    # job) would otherwise delete and rewrite each other's clips while another is already reading them.
+    # The next one waits here, then finds the manifest complete.
+    with open(out / ".lock", "a") as lock:  # "a": a rerun leaves every file as it was, mtime too
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _write_dataset(out, params, seed=seed, clips_per_class=clips_per_class)
+
+
+def _write_dataset(out: Path, params: dict, *, seed: int, clips_per_class: int) -> Path:
+    """``generate_dataset``'s work, under its lock: nothing when ``out`` holds an intact dataset of
+    ``params``, else every clip written afresh and the manifest last."""
+    root = out / "genres_original"
+    manifest_path = out / MANIFEST_NAME
     previous = _read_manifest(manifest_path)
     if (
         previous is not None

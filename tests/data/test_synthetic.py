@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import multiprocessing
+import time
 
 import numpy as np
 import pytest
@@ -239,3 +241,24 @@ def test_real_features_give_a_good_but_imperfect_classifier(tmp_path):
     model = make_pipeline(StandardScaler(), SVC())
     accuracy = cross_val_score(model, np.array(rows), labels, groups=tracks, cv=folds).mean()
     assert 0.6 < accuracy < 1.0
+
+
+def _generate_and_read(out: str, start: float) -> list[str]:
+    """In a worker process: wait for the common start, generate, then read every clip back at once (as an
+    extraction that starts right after ``generate_dataset`` returns does)."""
+    time.sleep(max(0.0, start - time.time()))
+    root = generate_dataset(out, clips_per_class=3, windows_per_clip=1)
+    return sorted(
+        f"{p.relative_to(root)}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in root.rglob("*.wav")
+    )
+
+
+def test_processes_generating_at_once_each_get_the_whole_dataset(tmp_path):
+    """Three processes asked for the same set on an empty cache, at the same moment, as a study's
+    workers are: each must find every clip intact when its call returns, none half written or deleted by
+    another (an Optuna worker once read 2 of a class's 3 clips and stopped)."""
+    expected = _generate_and_read(str(tmp_path / "alone"), 0.0)
+    start = time.time() + 1.0  # after the workers have started
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        seen = pool.starmap(_generate_and_read, [(str(tmp_path / "shared"), start)] * 3)
+    assert all(listing == expected for listing in seen)
