@@ -133,7 +133,7 @@ def test_a_scan_killed_at_random_moments_keeps_its_rows_and_the_next_one_finishe
     lib = tmp_path / "lib"
     count = 8
     for i in range(count):
-        write_audio(lib / f"song{i:02d}.flac", music(4.0, seed=i), 22050)
+        write_audio(lib / f"song{i:02d}.flac", music(30.0, seed=i), 22050)  # 30 s: catchable mid-scan
     db = tmp_path / "genre-catalog.sqlite"
     rng = random.Random(21)
     kept: dict[str, tuple] = {}
@@ -148,8 +148,10 @@ def test_a_scan_killed_at_random_moments_keeps_its_rows_and_the_next_one_finishe
         )
         try:
             deadline = time.monotonic() + 300
-            if target == 0:
-                time.sleep(rng.uniform(0.5, 3.0))  # starting up: imports, the model, the workers
+            if target == 0:  # starting up (imports, the model, the workers): before its first row
+                wake = time.monotonic() + rng.uniform(0.5, 3.0)
+                while time.monotonic() < wake and not _rows(db) and process.poll() is None:
+                    time.sleep(0.02)
             while target and len(_rows(db)) < target and process.poll() is None:
                 assert time.monotonic() < deadline, "the scan made no progress"
                 time.sleep(0.05)
